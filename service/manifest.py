@@ -1,0 +1,106 @@
+"""The manifest of a model directory: the contract between `export/` (writer) and `service/`.
+
+A model directory is `<repository>/<name>/<version>/` holding `model.onnx`, `tokenizer.json`
+and `manifest.json`. Every architecture's graph has the same inputs and outputs, so the
+service never branches on architecture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+FORMAT_VERSION = 1
+
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAMES = ("probabilities", "attention")
+
+
+class TensorSpec(BaseModel):
+    """One graph input or output: its name, element type and axes (strings are dynamic)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    dtype: Literal["int64", "float32"]
+    shape: list[str | int]
+
+
+class DataFile(BaseModel):
+    """A data file the model was trained on, and its sha256."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    sha256: str
+
+
+class SplitRecord(BaseModel):
+    """How the data was split, so that `evaluate` can rebuild the exact test set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int
+    fractions: tuple[float, float, float]
+    sizes: dict[str, int] = Field(description="train/validation/test sizes")
+
+
+class TrainingRecord(BaseModel):
+    """What the model was trained on and with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: list[DataFile]
+    split: SplitRecord
+    seed: int
+    hyperparameters: dict[str, float | int | str | bool]
+    epochs_run: int
+    best_epoch: int
+
+
+class ParityRecord(BaseModel):
+    """PyTorch vs ONNX Runtime on real sentences, at shapes unlike the export example's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tolerance: float
+    max_abs_diff: dict[str, float] = Field(description="output name -> max |torch - onnx|")
+    shapes: list[tuple[int, int]] = Field(description="(batch, length) shapes checked")
+
+
+class Manifest(BaseModel):
+    """Everything the service needs to trust and describe one exported model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: str
+    architecture: str
+    description: str
+    has_attention: bool = Field(description="False for models without attention (e.g. lstm)")
+    labels: list[str]
+    max_tokens: int = Field(description="longer texts are truncated to this many tokens")
+    pad_token_id: int
+    unk_token_id: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    opset: int
+    metrics: dict[str, float] = Field(description="e.g. validation_accuracy, test_accuracy")
+    training: TrainingRecord
+    parity: ParityRecord
+    files: dict[str, str] = Field(description="file name -> sha256, for every artifact file")
+    libraries: dict[str, str]
+    created_at: str
+
+    @classmethod
+    def read(cls, model_dir: Path) -> Manifest:
+        return cls.model_validate_json((model_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+
+    def write(self, model_dir: Path) -> None:
+        (model_dir / MANIFEST_FILE).write_text(self.model_dump_json(indent=2) + "\n", "utf-8")

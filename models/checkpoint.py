@@ -48,8 +48,9 @@ def save_checkpoint(
 ) -> None:
     """Writes weights and record; the caller has already saved tokenizer.json in run_dir."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": config.to_dict(), "state_dict": model.state_dict()},
-               run_dir / CHECKPOINT_FILE)
+    torch.save(
+        {"config": config.to_dict(), "state_dict": model.state_dict()}, run_dir / CHECKPOINT_FILE
+    )
     (run_dir / RECORD_FILE).write_text(record.model_dump_json(indent=2) + "\n", "utf-8")
 
 
@@ -61,5 +62,6 @@ def load_checkpoint(run_dir: Path) -> Checkpoint:
     model.load_state_dict(saved["state_dict"])
     model.eval()
     record = RunRecord.model_validate_json((run_dir / RECORD_FILE).read_text("utf-8"))
-    return Checkpoint(model=model, config=config, record=record,
-                      tokenizer_path=run_dir / TOKENIZER_FILE)
+    return Checkpoint(
+        model=model, config=config, record=record, tokenizer_path=run_dir / TOKENIZER_FILE
+    )

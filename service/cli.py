@@ -1,0 +1,102 @@
+"""The `attnserve` command: train, export, evaluate, serve and predict.
+
+    attnserve train --run-dir runs/bilstm-additive
+    attnserve export runs/bilstm-additive --name bilstm-additive
+    attnserve evaluate model_repository/bilstm-additive/1
+    attnserve serve
+    attnserve predict "The battery life is great but the screen is awful"
+
+`train` and `export` need the `train` extra (PyTorch); they import it only when run, so
+the serving commands work on the serving install alone.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Sentiment classification with per-token attention: train, export, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_DATA = [
+    Path("data/sentiment-labelled-sentences/amazon_cells_labelled.txt"),
+    Path("data/sentiment-labelled-sentences/yelp_labelled.txt"),
+]
+DEFAULT_REPOSITORY = Path("model_repository")
+
+
+@app.command()
+def train(
+    data: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Data files (.txt UCI format, .csv, .tsv, .jsonl). "
+                       "Default: the amazon and yelp files under data/."),
+    ] = None,
+    run_dir: Annotated[Path, typer.Option(help="Where the run is written.")] = Path(
+        "runs/bilstm-additive"
+    ),
+    architecture: Annotated[str, typer.Option(help="lstm, lstm-additive or bilstm-additive.")] = (
+        "bilstm-additive"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 13,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated seeds: train one run per seed under RUN_DIR/seed-N "
+                     "and print the test accuracy's mean ± std."),
+    ] = None,
+    split_seed: Annotated[int, typer.Option(help="Seed of the train/val/test split.")] = 13,
+    max_epochs: Annotated[int | None, typer.Option(help="Upper bound on epochs.")] = None,
+    skip_bad: Annotated[
+        bool, typer.Option(help="Skip malformed lines (counted) instead of failing.")
+    ] = False,
+    limit_per_source: Annotated[
+        int | None, typer.Option(help="Use only the first N examples of each file.")
+    ] = None,
+) -> None:
+    """Train a classifier on labelled sentences and write a run directory."""
+    from dataclasses import replace
+
+    from models.training import TrainConfig
+    from models.training import train as train_run
+
+    config = TrainConfig(architecture=architecture, seed=seed, split_seed=split_seed)
+    if max_epochs is not None:
+        config = replace(config, max_epochs=max_epochs)
+    paths = data or DEFAULT_DATA
+    if seeds is None:
+        record = train_run(paths, run_dir, config, skip_bad=skip_bad,
+                           limit_per_source=limit_per_source)
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(record.metrics.items()))
+        typer.echo(f"{run_dir}: {metrics} (best epoch {record.training.best_epoch})")
+        return
+    accuracies = []
+    for each in (int(s) for s in seeds.split(",")):
+        record = train_run(paths, run_dir / f"seed-{each}", replace(config, seed=each),
+                           skip_bad=skip_bad, limit_per_source=limit_per_source)
+        accuracies.append(record.metrics["test_accuracy"])
+        typer.echo(f"seed {each}: test accuracy {record.metrics['test_accuracy']:.4f}, "
+                   f"validation accuracy {record.metrics['validation_accuracy']:.4f}")
+    typer.echo(f"test accuracy over {len(accuracies)} seeds: "
+               f"mean {statistics.mean(accuracies):.4f} ± std {statistics.stdev(accuracies):.4f}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `train`.")],
+    name: Annotated[str, typer.Option(help="Model name in the repository.")],
+    version: Annotated[str, typer.Option(help="Model version.")] = "1",
+    repository: Annotated[Path, typer.Option(help="Model repository.")] = DEFAULT_REPOSITORY,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing version.")] = False,
+) -> None:
+    """Export a trained run to ONNX, check parity with PyTorch, write the model directory."""
+    from export.onnx_export import export_run
+
+    model_dir = export_run(run_dir, repository, name=name, version=version, overwrite=overwrite)
+    typer.echo(f"wrote {model_dir}")

@@ -1,0 +1,224 @@
+"""Labelled sentences from disk, and the seeded, leak-free train/validation/test split.
+
+Torch-free: `attnserve evaluate` imports it to rebuild a model's exact test set.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LABEL_VALUES = {"0": 0, "1": 1}
+SUPPORTED_SUFFIXES = (".txt", ".tsv", ".csv", ".jsonl")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled sentence; `source` is the stem of the file it came from."""
+
+    text: str
+    label: int
+    source: str
+
+
+class DataFormatError(ValueError):
+    """A data file that cannot be read as labelled sentences, naming the file and line."""
+
+    def __init__(self, path: Path, line_number: int | None, reason: str) -> None:
+        where = f"{path}:{line_number}" if line_number is not None else str(path)
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.line_number = line_number
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SkippedLine:
+    """A malformed line left out because the caller asked to skip bad lines."""
+
+    path: Path
+    line_number: int
+    reason: str
+
+
+@dataclass
+class LoadedData:
+    """The examples read, in file order, and the lines skipped on the way."""
+
+    examples: list[Example] = field(default_factory=list)
+    skipped: list[SkippedLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """Disjoint train/validation/test examples: no text appears in two of them."""
+
+    train: list[Example]
+    validation: list[Example]
+    test: list[Example]
+
+
+def load_examples(path: Path, *, skip_bad: bool = False) -> LoadedData:
+    """Reads one file (.txt UCI `sentence<TAB>label`, .tsv/.csv with a header, or .jsonl)."""
+    if path.suffix not in SUPPORTED_SUFFIXES:
+        supported = ", ".join(SUPPORTED_SUFFIXES)
+        raise DataFormatError(path, None, f"unsupported suffix {path.suffix!r} ({supported})")
+    content = _read_text(path)
+    loaded = LoadedData()
+    for line_number, parsed in _parse(path, content):
+        if isinstance(parsed, Example):
+            loaded.examples.append(parsed)
+        elif skip_bad:
+            loaded.skipped.append(SkippedLine(path, line_number, parsed))
+        else:
+            raise DataFormatError(path, line_number, parsed)
+    if not loaded.examples:
+        raise DataFormatError(path, None, "no examples")
+    return loaded
+
+
+def load_sources(paths: Sequence[Path], *, skip_bad: bool = False) -> LoadedData:
+    """Reads several files and concatenates their examples and skipped lines, in order."""
+    if not paths:
+        raise ValueError("no data files given")
+    loaded = LoadedData()
+    for path in paths:
+        one = load_examples(path, skip_bad=skip_bad)
+        loaded.examples.extend(one.examples)
+        loaded.skipped.extend(one.skipped)
+    return loaded
+
+
+def split_examples(
+    examples: Sequence[Example],
+    *,
+    seed: int,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+) -> DataSplit:
+    """Seeded split, stratified by (source, label), with identical texts kept on one side."""
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-9:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1: {fractions}")
+    # A group is every index sharing one text; its stratum is its first occurrence's.
+    groups: dict[str, list[int]] = {}
+    for index, example in enumerate(examples):
+        groups.setdefault(example.text, []).append(index)
+    strata: dict[tuple[str, int], list[list[int]]] = {}
+    for indices in groups.values():
+        first = examples[indices[0]]
+        strata.setdefault((first.source, first.label), []).append(indices)
+
+    sides: list[list[int]] = [[], [], []]
+    for (source, label), stratum_groups in strata.items():
+        # One generator per stratum, so adding a source does not reshuffle the others.
+        random.Random(f"{seed}/{source}/{label}").shuffle(stratum_groups)
+        total = sum(len(indices) for indices in stratum_groups)
+        targets = (round(fractions[0] * total), round(fractions[1] * total))
+        filled = [0, 0, 0]
+        for indices in stratum_groups:
+            side = 0 if filled[0] < targets[0] else 1 if filled[1] < targets[1] else 2
+            sides[side].extend(indices)
+            filled[side] += len(indices)
+    train, validation, test = ([examples[i] for i in sorted(side)] for side in sides)
+    return DataSplit(train=train, validation=validation, test=test)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line_number = data.count(b"\n", 0, error.start) + 1
+        raise DataFormatError(path, line_number, "not valid UTF-8") from error
+
+
+# A 1-based line number and the example found there, or why the line is malformed.
+Parsed = tuple[int, Example | str]
+
+
+def _parse(path: Path, content: str) -> Iterator[Parsed]:
+    if path.suffix == ".txt":
+        return _parse_uci(path.stem, content)
+    if path.suffix == ".jsonl":
+        return _parse_jsonl(path.stem, content)
+    return _parse_table(path, content, "\t" if path.suffix == ".tsv" else ",")
+
+
+def _lines(content: str) -> Iterator[tuple[int, str]]:
+    # Only "\n" ends a line: str.splitlines() would also break on U+0085, U+2028 and others
+    # that occur inside sentences.
+    for line_number, line in enumerate(content.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if line:
+            yield line_number, line
+
+
+def _parse_uci(source: str, content: str) -> Iterator[Parsed]:
+    for line_number, line in _lines(content):
+        sentence, tab, label = line.rpartition("\t")
+        if not tab:
+            yield line_number, "no tab between sentence and label"
+        else:
+            yield line_number, _example(sentence, label.strip(), source)
+
+
+def _parse_jsonl(source: str, content: str) -> Iterator[Parsed]:
+    for line_number, line in _lines(content):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield line_number, f"invalid JSON ({error.msg})"
+            continue
+        if not isinstance(record, dict) or "text" not in record or "label" not in record:
+            yield line_number, 'expected an object with "text" and "label"'
+        elif not isinstance(record["text"], str):
+            yield line_number, '"text" must be a string'
+        elif type(record["label"]) is not int:
+            yield line_number, f'"label" must be the integer 0 or 1, got {record["label"]!r}'
+        else:
+            yield line_number, _example(record["text"], str(record["label"]), source)
+
+
+def _parse_table(path: Path, content: str, delimiter: str) -> Iterator[Parsed]:
+    # newline="" lets the csv module see line endings itself, as for a file opened that way.
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    header: list[str] | None = None
+    last_line = 0
+    for row in reader:
+        # line_num counts physical lines read so far; a quoted field may span several.
+        row_start, last_line = last_line + 1, reader.line_num
+        if not row:
+            continue
+        if header is None:
+            header = row
+            missing = [name for name in ("text", "label") if name not in header]
+            if missing:
+                raise DataFormatError(path, row_start, f"header lacks column(s) {missing}")
+            continue
+        if len(row) != len(header):
+            yield row_start, f"expected {len(header)} fields, found {len(row)}"
+            continue
+        values = dict(zip(header, row, strict=True))
+        yield row_start, _example(values["text"], values["label"].strip(), source=path.stem)
+
+
+def _example(text: str, label: str, source: str) -> Example | str:
+    if label not in LABEL_VALUES:
+        return f"label must be 0 or 1, got {label!r}"
+    if not text.strip():
+        return "empty sentence"
+    return Example(text=text, label=LABEL_VALUES[label], source=source)

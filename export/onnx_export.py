@@ -1,0 +1,197 @@
+"""Export a trained run to a model directory the service can load (backs `attnserve export`).
+
+    attnserve export runs/bilstm-additive --name bilstm-additive
+
+writes `<repository>/<name>/<version>/` with model.onnx, tokenizer.json and manifest.json,
+after checking the ONNX graph and its parity with PyTorch. The directory appears only when
+every check has passed: it is built beside the target and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import onnx
+import onnxruntime
+import tokenizers
+import torch
+
+from export.parity import check_parity
+from export.spec import OPSET, dynamic_axes, input_specs, output_specs
+from models.checkpoint import Checkpoint, load_checkpoint
+from models.config import ModelConfig
+from models.data import load_sources, sha256_file, split_examples
+from models.registry import ARCHITECTURES
+from service.manifest import (
+    INPUT_NAMES,
+    MODEL_FILE,
+    OUTPUT_NAMES,
+    TOKENIZER_FILE,
+    Manifest,
+    ParityRecord,
+)
+from service.tokenization import TextEncoder
+
+EXAMPLE_LENGTHS = (5, 3)
+
+
+def export_run(
+    run_dir: Path,
+    repository: Path,
+    *,
+    name: str,
+    version: str = "1",
+    parity_sentences: list[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Exports, checks and writes `repository/name/version`; returns that directory."""
+    target = repository / name / version
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+    checkpoint = load_checkpoint(run_dir)
+    encoder = TextEncoder.from_file(checkpoint.tokenizer_path, checkpoint.record.max_tokens)
+    _check_run_consistency(checkpoint, encoder)
+    sentences = parity_sentences if parity_sentences is not None else held_out_sentences(checkpoint)
+    with _staging(repository) as staging:
+        export_onnx(checkpoint.model, checkpoint.config, staging / MODEL_FILE)
+        parity = check_parity(checkpoint.model, staging / MODEL_FILE, encoder, sentences)
+        shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
+        build_manifest(checkpoint, encoder, parity, staging, name=name, version=version).write(
+            staging
+        )
+        _move_into_place(staging, target)
+    return target
+
+
+def export_onnx(model: torch.nn.Module, config: ModelConfig, path: Path) -> None:
+    """Writes the ONNX graph with dynamic batch and sequence axes, then checks it."""
+    with warnings.catch_warnings():
+        # the LSTMs start from zero states, which ONNX sizes per batch; parity checks that
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size")
+        # nn.LSTM's own shape checks, constant for a given model
+        warnings.filterwarnings(
+            "ignore", "Converting a tensor to a Python boolean", module="torch.nn.modules.rnn"
+        )
+        # the dynamo exporter fixes an nn.LSTM's sequence length at the example's and still
+        # reports success; the legacy TorchScript exporter keeps the axis dynamic
+        torch.onnx.export(
+            model,
+            _example_inputs(config),
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=dynamic_axes(config.num_labels),
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def _example_inputs(config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """A right-padded (2, 5) batch of non-pad ids; parity then runs at other shapes."""
+    pad_id = config.pad_token_id
+    input_ids = torch.zeros((len(EXAMPLE_LENGTHS), max(EXAMPLE_LENGTHS)), dtype=torch.int64)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, length in enumerate(EXAMPLE_LENGTHS):
+        attention_mask[row, :length] = 1
+        token_id = (pad_id + 1 + row) % config.vocab_size
+        input_ids[row] = torch.where(attention_mask[row] == 1, token_id, pad_id)
+    return input_ids, attention_mask
+
+
+def held_out_sentences(checkpoint: Checkpoint) -> list[str]:
+    """The run's test split, rebuilt from its recorded data files and split seed."""
+    training = checkpoint.record.training
+    loaded = load_sources([Path(data.path) for data in training.data])
+    split = split_examples(
+        loaded.examples, seed=training.split.seed, fractions=training.split.fractions
+    )
+    return [example.text for example in split.test]
+
+
+def build_manifest(
+    checkpoint: Checkpoint,
+    encoder: TextEncoder,
+    parity: ParityRecord,
+    model_dir: Path,
+    *,
+    name: str,
+    version: str,
+) -> Manifest:
+    """The manifest of a model directory holding model.onnx and tokenizer.json."""
+    info = ARCHITECTURES[checkpoint.config.architecture]
+    record = checkpoint.record
+    return Manifest(
+        name=name,
+        version=version,
+        architecture=checkpoint.config.architecture,
+        description=info.description,
+        has_attention=info.has_attention,
+        labels=record.labels,
+        max_tokens=record.max_tokens,
+        pad_token_id=encoder.pad_id,
+        unk_token_id=encoder.unk_id,
+        inputs=input_specs(),
+        outputs=output_specs(len(record.labels)),
+        opset=OPSET,
+        metrics=record.metrics,
+        training=record.training,
+        parity=parity,
+        files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
+        libraries={
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _check_run_consistency(checkpoint: Checkpoint, encoder: TextEncoder) -> None:
+    """Refuses a run whose tokenizer or labels do not fit its model."""
+    config = checkpoint.config
+    if encoder.pad_id != config.pad_token_id:
+        raise ValueError(
+            f"tokenizer pads with id {encoder.pad_id}, the model with {config.pad_token_id}"
+        )
+    if encoder.vocab_size > config.vocab_size:
+        raise ValueError(
+            f"tokenizer has {encoder.vocab_size} tokens, the model embeds {config.vocab_size}"
+        )
+    if len(checkpoint.record.labels) != config.num_labels:
+        raise ValueError(
+            f"run has {len(checkpoint.record.labels)} labels, the model {config.num_labels}"
+        )
+
+
+@contextlib.contextmanager
+def _staging(repository: Path) -> Iterator[Path]:
+    """A temporary directory in the repository, removed (with any new repository) on failure."""
+    created = not repository.exists()
+    repository.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repository))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(repository.iterdir()):
+            repository.rmdir()
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    """Renames the finished directory to `target`, replacing any old version only then."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        staging.rename(target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=".retired-", dir=staging.parent))
+    target.rename(retired / target.name)
+    staging.rename(target)
+    shutil.rmtree(retired)

@@ -1,0 +1,84 @@
+"""The FastAPI application: `create_app(settings)` builds it; its lifespan loads the models.
+
+Run it with `attnserve serve`, or `uvicorn --factory service.app:create_app`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from service.errors import install_error_handlers
+from service.limits import BodySizeLimit
+from service.registry import ModelRegistry
+from service.routes import router
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Attributes every LogRecord has; anything else was passed in `extra` and is a field.
+_RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service, configured by `settings` (default: read from ATTNSERVE_* variables)."""
+    settings = settings if settings is not None else Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.registry = ModelRegistry.load(settings)
+        logger.info(
+            "ready",
+            extra={
+                "models": app.state.registry.names,
+                "default_model": app.state.registry.default_model,
+            },
+        )
+        yield
+        app.state.registry = None
+        logger.info("stopped")
+
+    app = FastAPI(
+        title="attnserve",
+        summary="Sentiment of text, with the per-token attention behind each prediction.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.registry = None
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, event and the event's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        line.update((k, v) for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Sends the `service` loggers' events to stderr as JSON lines (idempotent)."""
+    root = logging.getLogger("service")
+    root.setLevel(level.upper())
+    if not any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonLineFormatter())
+        root.addHandler(handler)
+    root.propagate = False

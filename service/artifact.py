@@ -1,0 +1,144 @@
+"""Loads a model directory and checks it against its manifest: a broken one fails at startup."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+from pydantic import ValidationError
+
+from service.errors import ArtifactError
+from service.inference import OnnxModelRunner
+from service.manifest import (
+    FORMAT_VERSION,
+    INPUT_NAMES,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    OUTPUT_NAMES,
+    TOKENIZER_FILE,
+    Manifest,
+)
+from service.providers import SessionConfig
+from service.tokenization import TextEncoder
+
+# ONNX Runtime's names for the element types a manifest may declare.
+_ORT_TYPES = {"tensor(int64)": "int64", "tensor(float)": "float32"}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model: its manifest, its encoder, and an open session."""
+
+    directory: Path
+    manifest: Manifest
+    encoder: TextEncoder
+    session: ort.InferenceSession
+    provider: str
+
+
+def load_artifact(model_dir: Path, config: SessionConfig) -> LoadedModel:
+    """Reads and verifies `model_dir`; every mismatch is an ArtifactError naming its figures."""
+    manifest = _read_manifest(model_dir)
+    _check_files(model_dir, manifest)
+    try:
+        encoder = TextEncoder.from_file(model_dir / TOKENIZER_FILE, manifest.max_tokens)
+    except Exception as exc:
+        raise ArtifactError(f"{model_dir}: cannot read {TOKENIZER_FILE}: {exc}") from exc
+    if (encoder.pad_id, encoder.unk_id) != (manifest.pad_token_id, manifest.unk_token_id):
+        raise ArtifactError(
+            f"{model_dir}: {TOKENIZER_FILE} has pad/unk ids {encoder.pad_id}/{encoder.unk_id}, "
+            f"the manifest says {manifest.pad_token_id}/{manifest.unk_token_id}"
+        )
+    try:
+        session = ort.InferenceSession(
+            str(model_dir / MODEL_FILE), config.session_options(), providers=config.providers
+        )
+    except Exception as exc:
+        raise ArtifactError(f"{model_dir}: ONNX Runtime cannot open {MODEL_FILE}: {exc}") from exc
+    provider = config.check_active(session.get_providers())
+    _check_graph(model_dir, manifest, session)
+    _check_runs(model_dir, manifest, encoder, session)
+    return LoadedModel(model_dir, manifest, encoder, session, provider)
+
+
+def _read_manifest(model_dir: Path) -> Manifest:
+    if not (model_dir / MANIFEST_FILE).is_file():
+        raise ArtifactError(f"{model_dir}: {MANIFEST_FILE} is missing")
+    try:
+        manifest = Manifest.read(model_dir)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'manifest'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ArtifactError(f"{model_dir}: {MANIFEST_FILE} is invalid: {problems}") from exc
+    if manifest.format_version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{model_dir}: manifest format_version is {manifest.format_version}, "
+            f"this service reads {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def _check_files(model_dir: Path, manifest: Manifest) -> None:
+    unlisted = [name for name in (MODEL_FILE, TOKENIZER_FILE) if name not in manifest.files]
+    if unlisted:
+        raise ArtifactError(f"{model_dir}: manifest lists no hash for {', '.join(unlisted)}")
+    for name, expected in manifest.files.items():
+        path = model_dir / name
+        if not path.is_file():
+            raise ArtifactError(f"{model_dir}: {name} is missing")
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != expected:
+            raise ArtifactError(
+                f"{model_dir}: {name} has sha256 {actual}, the manifest says {expected}"
+            )
+
+
+def _check_graph(model_dir: Path, manifest: Manifest, session: ort.InferenceSession) -> None:
+    """The graph's and the manifest's inputs and outputs agree, and are what we feed and read."""
+    problems = []
+    for kind, declared, graph, served in (
+        ("inputs", manifest.inputs, session.get_inputs(), INPUT_NAMES),
+        ("outputs", manifest.outputs, session.get_outputs(), OUTPUT_NAMES),
+    ):
+        found = [(node.name, _ORT_TYPES.get(node.type, node.type)) for node in graph]
+        if found != [(spec.name, spec.dtype) for spec in declared]:
+            problems.append(
+                f"graph {kind} are {_describe(found)}, manifest says "
+                f"{_describe([(spec.name, spec.dtype) for spec in declared])}"
+            )
+        if tuple(spec.name for spec in declared) != served:
+            problems.append(
+                f"manifest {kind} are named {[spec.name for spec in declared]}, "
+                f"the service needs {list(served)}"
+            )
+    if problems:
+        raise ArtifactError(f"{model_dir}: " + "; ".join(problems))
+
+
+def _check_runs(
+    model_dir: Path, manifest: Manifest, encoder: TextEncoder, session: ort.InferenceSession
+) -> None:
+    """One tiny batch through the graph, so that a model that cannot run fails now."""
+    batch = encoder.pad(encoder.encode(["ok"]))
+    try:
+        output = OnnxModelRunner(session).run_sync(batch)
+    except Exception as exc:
+        raise ArtifactError(f"{model_dir}: the model fails on a one-text batch: {exc}") from exc
+    for name, shape, expected in (
+        ("probabilities", output.probabilities.shape, (1, len(manifest.labels))),
+        ("attention", output.attention.shape, batch.input_ids.shape),
+    ):
+        if shape != expected:
+            raise ArtifactError(
+                f"{model_dir}: {name} has shape {shape} on a one-text batch of "
+                f"{batch.input_ids.shape[1]} tokens, expected {expected} "
+                f"({len(manifest.labels)} labels)"
+            )
+
+
+def _describe(specs: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{name}:{dtype}" for name, dtype in specs)

@@ -1,0 +1,229 @@
+"""The service's errors, and the one place that turns them into HTTP responses.
+
+ServiceError                 answered to the client as {"error": {code, message, details}}
+├── InvalidRequest           422  the body is not valid JSON or does not fit the schema
+├── EmptyText                422  a text has no tokens: nothing to classify
+├── NotFound                 404  no route for the path
+├── ModelNotFound            404  no model of that name
+├── MethodNotAllowed         405
+├── OtherHTTPError           4xx  any other refusal by the HTTP layer (e.g. 400 unreadable body)
+├── TooManyTexts             413  more texts than `max_texts_per_request`
+├── TextTooLong              413  a text longer than `max_text_chars`
+├── BodyTooLarge             413  a body larger than `max_body_bytes`
+├── ModelNotReady            503  models are not loaded (yet, or any more)
+└── InternalError            500  our bug; the details stay in the server log
+
+StartupError                 the service cannot start; raised before serving anything
+├── ProviderUnavailable      the requested execution provider is not available
+├── ArtifactError            a model directory does not match its manifest
+└── RepositoryError          the repository holds no usable model, or no clear default
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from service.schemas import ErrorBody, ErrorInfo
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """An error answered to the client with `status_code` and the common error body."""
+
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidRequest(ServiceError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class EmptyText(ServiceError):
+    status_code = 422
+    code = "empty_text"
+
+    def __init__(self, indices: list[int]) -> None:
+        what = (
+            f"Text at index {indices[0]} is empty or has"
+            if len(indices) == 1
+            else f"Texts at indices {', '.join(map(str, indices))} are empty or have"
+        )
+        super().__init__(f"{what} no tokens: there is nothing to classify.", {"indices": indices})
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class ModelNotFound(ServiceError):
+    status_code = 404
+    code = "model_not_found"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"No model named '{name}'. Known models: {', '.join(known)}.",
+            {"model": name, "known": known},
+        )
+
+
+class MethodNotAllowed(ServiceError):
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class OtherHTTPError(ServiceError):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = HTTPStatus(status_code).phrase.lower().replace(" ", "_")
+
+
+class TooManyTexts(ServiceError):
+    status_code = 413
+    code = "too_many_texts"
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"Too many texts: {count} in one request, the limit is {limit}.",
+            {"count": count, "limit": limit},
+        )
+
+
+class TextTooLong(ServiceError):
+    status_code = 413
+    code = "text_too_long"
+
+    def __init__(self, index: int, length: int, limit: int) -> None:
+        super().__init__(
+            f"Text at index {index} has {length} characters, the limit is {limit}.",
+            {"index": index, "length": length, "limit": limit},
+        )
+
+
+class BodyTooLarge(ServiceError):
+    status_code = 413
+    code = "body_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"Request body is larger than the limit of {limit} bytes.", {"limit": limit}
+        )
+
+
+class ModelNotReady(ServiceError):
+    status_code = 503
+    code = "model_not_ready"
+
+    def __init__(self) -> None:
+        super().__init__("Models are not loaded; try again shortly.")
+
+
+class InternalError(ServiceError):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self) -> None:
+        super().__init__("Internal server error.")
+
+
+class StartupError(Exception):
+    """The service cannot start; the message says what to fix."""
+
+
+class ProviderUnavailable(StartupError):
+    pass
+
+
+class ArtifactError(StartupError):
+    pass
+
+
+class RepositoryError(StartupError):
+    pass
+
+
+def error_response(error: ServiceError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The one body shape every error is answered with."""
+    body = ErrorBody(error=ErrorInfo(code=error.code, message=error.message, details=error.details))
+    return JSONResponse(body.model_dump(), status_code=error.status_code, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Maps every error the app can raise to `error_response`."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return _answer(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return _answer(request, _invalid_request(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    error: ServiceError
+    if exc.status_code == 404:
+        error = NotFound(f"No route for {request.method} {request.url.path}.")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.")
+    else:
+        error = OtherHTTPError(exc.status_code, str(exc.detail))
+    return _answer(request, error, exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("internal_error", extra={"path": request.url.path}, exc_info=exc)
+    return error_response(InternalError())
+
+
+def _answer(
+    request: Request, error: ServiceError, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    logger.info(
+        "request_rejected",
+        extra={"path": request.url.path, "status": error.status_code, "code": error.code},
+    )
+    return error_response(error, headers)
+
+
+def _invalid_request(exc: RequestValidationError) -> InvalidRequest:
+    """Names the field path of every problem, e.g. `body.texts.0: Input should be a string`."""
+    problems = [_problem(error) for error in exc.errors()]
+    summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
+    return InvalidRequest(summary, {"errors": problems})
+
+
+def _problem(error: Mapping[str, Any]) -> dict[str, str]:
+    field = ".".join(str(part) for part in error["loc"])
+    message = error["msg"]
+    if error["type"] == "json_invalid":
+        # The location ends with a character position, not a field.
+        field = "body"
+        message = f"Invalid JSON: {error.get('ctx', {}).get('error', message)}"
+    elif error["loc"] == ("body",) and isinstance(error.get("input"), bytes):
+        # FastAPI passes the raw bytes on when the Content-Type is not JSON (curl -d sends a form).
+        message = "Expected a JSON object sent with Content-Type: application/json"
+    return {"field": field, "message": message, "type": error["type"]}

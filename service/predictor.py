@@ -1,0 +1,119 @@
+"""Texts in, typed predictions out: limits, tokenisation, one padded batch, labels and offsets."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from service.artifact import LoadedModel
+from service.errors import EmptyText, TextTooLong, TooManyTexts
+from service.inference import InferenceOutput, InferenceRunner, OnnxModelRunner
+from service.schemas import ModelInfo, Prediction, PredictResponse, Token
+from service.settings import Settings
+from service.tokenization import EncodedText, PaddedBatch
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """A response, and how long each stage took in milliseconds (in the order they ran)."""
+
+    response: PredictResponse
+    timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    texts: list[str]
+    encoded: list[EncodedText]
+    batch: PaddedBatch
+    tokenize_ms: float
+
+
+class Predictor:
+    """Predicts with one loaded model; `predict` for the service, `predict_sync` for tools."""
+
+    def __init__(
+        self, model: LoadedModel, settings: Settings, runner: InferenceRunner | None = None
+    ) -> None:
+        self.model = model
+        self.manifest = model.manifest
+        self.max_texts = settings.max_texts_per_request
+        self.max_chars = settings.max_text_chars
+        self.runner = runner if runner is not None else OnnxModelRunner(model.session)
+        self.info = ModelInfo(
+            **self.manifest.model_dump(include=set(ModelInfo.model_fields) - {"provider"}),
+            provider=model.provider,
+        )
+
+    async def predict(self, texts: list[str]) -> PredictResult:
+        prepared = self._prepare(texts)
+        start = time.perf_counter()
+        output = await self.runner.run(prepared.batch)
+        return self._finish(prepared, output, _ms_since(start))
+
+    def predict_sync(self, texts: list[str]) -> PredictResult:
+        prepared = self._prepare(texts)
+        start = time.perf_counter()
+        output = self.runner.run_sync(prepared.batch)
+        return self._finish(prepared, output, _ms_since(start))
+
+    def _prepare(self, texts: list[str]) -> _Prepared:
+        """Checks the limits, then tokenises and pads once; raises before any inference."""
+        start = time.perf_counter()
+        if len(texts) > self.max_texts:
+            raise TooManyTexts(len(texts), self.max_texts)
+        for index, text in enumerate(texts):
+            if len(text) > self.max_chars:
+                raise TextTooLong(index, len(text), self.max_chars)
+        encoded = self.model.encoder.encode(texts)
+        empty = [index for index, item in enumerate(encoded) if not item.ids]
+        if empty:
+            raise EmptyText(empty)
+        batch = self.model.encoder.pad(encoded)
+        return _Prepared(texts, encoded, batch, _ms_since(start))
+
+    def _finish(
+        self, prepared: _Prepared, output: InferenceOutput, inference_ms: float
+    ) -> PredictResult:
+        start = time.perf_counter()
+        predictions = [
+            self._prediction(text, item, output, row)
+            for row, (text, item) in enumerate(zip(prepared.texts, prepared.encoded, strict=True))
+        ]
+        response = PredictResponse(
+            model=self.manifest.name, version=self.manifest.version, predictions=predictions
+        )
+        timings = {
+            "tokenize": prepared.tokenize_ms,
+            "inference": inference_ms,
+            "postprocess": _ms_since(start),
+        }
+        return PredictResult(response, timings)
+
+    def _prediction(
+        self, text: str, item: EncodedText, output: InferenceOutput, row: int
+    ) -> Prediction:
+        labels = self.manifest.labels
+        probabilities = [float(p) for p in output.probabilities[row]]
+        best = max(range(len(labels)), key=probabilities.__getitem__)
+        # Padding columns are dropped: only the text's own tokens have offsets.
+        weights: list[float | None] = (
+            [float(w) for w in output.attention[row, : len(item.ids)]]
+            if self.manifest.has_attention
+            else [None] * len(item.ids)
+        )
+        tokens = [
+            Token(text=text[start:end], start=start, end=end, attention=weight)
+            for (start, end), weight in zip(item.offsets, weights, strict=True)
+        ]
+        return Prediction(
+            label=labels[best],
+            score=probabilities[best],
+            probabilities=dict(zip(labels, probabilities, strict=True)),
+            tokens=tokens,
+            truncated=item.truncated,
+        )
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

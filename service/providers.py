@@ -1,0 +1,74 @@
+"""Which ONNX Runtime execution providers a session asks for, and a check that it got them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import onnxruntime as ort
+
+from service.errors import ProviderUnavailable
+from service.settings import ProviderChoice, Settings
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+
+# CPU ends every list: accelerators hand it the nodes they cannot run.
+_EXPLICIT = {"cpu": (CPU,), "cuda": (CUDA, CPU), "tensorrt": (TENSORRT, CUDA, CPU)}
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How to open sessions: providers in preference order, and ONNX Runtime's threads."""
+
+    providers: tuple[str, ...]
+    exact: bool
+    """True for an explicit choice: a session that does not run on providers[0] is an error."""
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, available: Sequence[str] | None = None
+    ) -> SessionConfig:
+        return cls(
+            providers=resolve_providers(settings.providers, available),
+            exact=settings.providers != "auto",
+            intra_op_threads=settings.intra_op_threads,
+            inter_op_threads=settings.inter_op_threads,
+        )
+
+    def session_options(self) -> ort.SessionOptions:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = self.inter_op_threads
+        return options
+
+    def check_active(self, active: Sequence[str]) -> str:
+        """The provider a session runs on; ONNX Runtime falls back silently, we don't."""
+        if self.exact and (not active or active[0] != self.providers[0]):
+            raise ProviderUnavailable(
+                f"Asked ONNX Runtime for {self.providers[0]} but the session runs on "
+                f"{active[0] if active else 'nothing'}: its libraries (CUDA, cuDNN, TensorRT) "
+                "probably failed to load; ONNX Runtime's log says which."
+            )
+        return active[0]
+
+
+def resolve_providers(
+    choice: ProviderChoice, available: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """auto: the best available; an explicit choice that is not available is an error."""
+    offered = list(ort.get_available_providers() if available is None else available)
+    if choice == "auto":
+        return (*(provider for provider in (TENSORRT, CUDA) if provider in offered), CPU)
+    wanted = _EXPLICIT[choice]
+    missing = [provider for provider in wanted if provider not in offered]
+    if missing:
+        raise ProviderUnavailable(
+            f"ATTNSERVE_PROVIDERS={choice} needs {', '.join(missing)}, which this ONNX Runtime "
+            f"does not offer (it offers {', '.join(offered)}). Install an onnxruntime build "
+            "with it, or choose another provider."
+        )
+    return wanted

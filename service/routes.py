@@ -1,0 +1,83 @@
+"""HTTP routes: each validates its input, calls one method, returns a typed response."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from service.errors import ModelNotReady
+from service.predictor import PredictResult
+from service.registry import ModelRegistry
+from service.schemas import (
+    ErrorBody,
+    Health,
+    ModelInfo,
+    ModelList,
+    PredictRequest,
+    PredictResponse,
+    Readiness,
+)
+
+
+def _registry(request: Request) -> ModelRegistry:
+    registry: ModelRegistry | None = getattr(request.app.state, "registry", None)
+    if registry is None:
+        raise ModelNotReady()
+    return registry
+
+
+Registry = Annotated[ModelRegistry, Depends(_registry)]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+router = APIRouter()
+_PREDICT_ERRORS = _errors(404, 413, 422, 503)
+
+
+@router.post("/v1/predict", responses=_PREDICT_ERRORS, tags=["predict"])
+async def predict(body: PredictRequest, registry: Registry, response: Response) -> PredictResponse:
+    """Classify the sentiment of `text` or `texts` with the default model."""
+    return _with_timings(await registry.get().predict(body.all_texts()), response)
+
+
+@router.post("/v1/models/{name}/predict", responses=_PREDICT_ERRORS, tags=["predict"])
+async def predict_with(
+    name: str, body: PredictRequest, registry: Registry, response: Response
+) -> PredictResponse:
+    """Classify the sentiment of `text` or `texts` with the named model."""
+    return _with_timings(await registry.get(name).predict(body.all_texts()), response)
+
+
+@router.get("/v1/models", responses=_errors(503), tags=["models"])
+async def list_models(registry: Registry) -> ModelList:
+    """List the served models and the default one."""
+    return registry.list_models()
+
+
+@router.get("/v1/models/{name}", responses=_errors(404, 503), tags=["models"])
+async def describe_model(name: str, registry: Registry) -> ModelInfo:
+    """Describe one model: labels, limits, metrics, parity and the provider running it."""
+    return registry.get(name).info
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> Health:
+    """Liveness: the process answers."""
+    return Health()
+
+
+@router.get("/readyz", responses=_errors(503), tags=["health"], dependencies=[Depends(_registry)])
+async def readyz() -> Readiness:
+    """Readiness: every model is loaded and verified."""
+    return Readiness()
+
+
+def _with_timings(result: PredictResult, response: Response) -> PredictResponse:
+    response.headers["Server-Timing"] = ", ".join(
+        f"{stage};dur={ms:.3f}" for stage, ms in result.timings.items()
+    )
+    return result.response

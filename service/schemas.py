@@ -1,0 +1,110 @@
+"""What goes over the wire: request bodies in, responses out, and the one error body."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from service.manifest import ParityRecord, TensorSpec
+
+
+class PredictRequest(BaseModel):
+    """Exactly one of `text` or `texts`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "Loved it!"}, {"texts": ["Great.", "Awful."]}]},
+    )
+
+    text: str | None = Field(default=None, description="One text to classify.")
+    texts: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Several texts, answered in the same order (at most `max_texts_per_request`).",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PredictRequest:
+        if (self.text is None) == (self.texts is None):
+            raise PydanticCustomError("text_or_texts", "Give exactly one of 'text' or 'texts'.")
+        return self
+
+    def all_texts(self) -> list[str]:
+        return [self.text] if self.text is not None else list(self.texts or [])
+
+
+class Token(BaseModel):
+    """One token: `text == input[start:end]`, and its attention weight."""
+
+    text: str
+    start: int = Field(description="Offset of the first character, in the input text.")
+    end: int = Field(description="Offset one past the last character.")
+    attention: float | None = Field(
+        description="Weight of this token; weights sum to 1 over a text's tokens. "
+        "Null for a model without attention."
+    )
+
+
+class Prediction(BaseModel):
+    """The answer for one text."""
+
+    label: str
+    score: float = Field(description="Probability of `label`.")
+    probabilities: dict[str, float] = Field(description="Label -> probability.")
+    tokens: list[Token]
+    truncated: bool = Field(description="True when the text had more than max_tokens tokens.")
+
+
+class PredictResponse(BaseModel):
+    """Predictions in the order of the request's texts."""
+
+    model: str
+    version: str
+    predictions: list[Prediction]
+
+
+class ModelInfo(BaseModel):
+    """The public part of a model's manifest, and the execution provider serving it."""
+
+    name: str
+    version: str
+    architecture: str
+    description: str
+    labels: list[str]
+    max_tokens: int
+    has_attention: bool
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    metrics: dict[str, float]
+    parity: ParityRecord
+    created_at: str
+    provider: str = Field(description="ONNX Runtime execution provider in use, e.g. CPU.")
+
+
+class ModelList(BaseModel):
+    """Every served model, and which one answers `POST /v1/predict`."""
+
+    default_model: str
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable snake_case identifier, e.g. `text_too_long`.")
+    message: str = Field(description="What went wrong, for a person.")
+    details: dict[str, Any] | None = Field(description="Figures behind the message, if any.")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorInfo

@@ -1,0 +1,55 @@
+"""The service's configuration: one typed object, read from `ATTNSERVE_*` variables once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+SHIPPED_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; build it once and pass it to `create_app`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ATTNSERVE_", use_attribute_docstrings=True, extra="forbid"
+    )
+
+    model_repository: Path = SHIPPED_REPOSITORY
+    """Directory of models as `<name>/<version>/`; the highest version of each is served."""
+
+    default_model: str | None = None
+    """Model answering `POST /v1/predict`. None: the repository's only model."""
+
+    providers: ProviderChoice = "auto"
+    """ONNX Runtime execution provider. auto: TensorRT or CUDA when available, else CPU."""
+
+    intra_op_threads: int = Field(default=0, ge=0)
+    """Threads ONNX Runtime may use inside one operator; 0 lets ONNX Runtime decide."""
+
+    inter_op_threads: int = Field(default=0, ge=0)
+    """Threads ONNX Runtime may use across independent operators; 0 lets ONNX Runtime decide."""
+
+    host: str = "127.0.0.1"
+    """Interface the HTTP server binds to."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Port the HTTP server listens on."""
+
+    log_level: LogLevel = "info"
+    """Level of the service's logs."""
+
+    max_texts_per_request: int = Field(default=64, ge=1)
+    """Most texts one predict request may carry (413 above)."""
+
+    max_text_chars: int = Field(default=5000, ge=1)
+    """Most characters one text may have (413 above)."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    """Largest request body accepted, checked before parsing (413 above)."""

@@ -1,0 +1,80 @@
+"""Fixtures shared across the test packages: the shipped model repository and its model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.artifact import LoadedModel, load_artifact
+from service.manifest import MANIFEST_FILE
+from service.providers import CPU, SessionConfig
+from service.registry import find_models
+from service.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_attnserve_environment() -> Iterator[None]:
+    """Tests see Settings' defaults, whatever ATTNSERVE_* the developer's shell exports."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("ATTNSERVE_")]:
+            patch.delenv(name)
+        yield
+
+
+@pytest.fixture(scope="session")
+def shipped_repository() -> Path:
+    """The repository `make run` serves; tests that need a real trained model use it."""
+    repository = REPO_ROOT / "model_repository"
+    if not repository.is_dir():
+        pytest.skip(f"{repository} is not shipped yet (attnserve train + export writes it)")
+    return repository
+
+
+@pytest.fixture(scope="session")
+def shipped_model_dir(shipped_repository: Path) -> Path:
+    """The default shipped model's served (highest) version directory."""
+    models = find_models(shipped_repository)
+    return models[sorted(models)[0]]
+
+
+@pytest.fixture(scope="session")
+def shipped_manifest(shipped_model_dir: Path) -> dict[str, Any]:
+    """The shipped manifest as plain JSON, read without the service's code."""
+    manifest: dict[str, Any] = json.loads((shipped_model_dir / MANIFEST_FILE).read_text("utf-8"))
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def loaded_model(shipped_model_dir: Path) -> LoadedModel:
+    """The default shipped model, verified and opened on CPU."""
+    return load_artifact(shipped_model_dir, SessionConfig(providers=(CPU,), exact=True))
+
+
+@pytest.fixture
+def model_copy(shipped_model_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the shipped model at `<tmp>/repository/<name>/<version>/`, to break."""
+    target = tmp_path / "repository" / shipped_model_dir.parent.name / shipped_model_dir.name
+    shutil.copytree(shipped_model_dir, target)
+    return target
+
+
+def cpu_settings(repository: Path, **overrides: Any) -> Settings:
+    """Settings for a test app: the given repository, on CPU."""
+    return Settings(model_repository=repository, providers="cpu", **overrides)
+
+
+@pytest.fixture(scope="module")
+def client(shipped_repository: Path) -> Iterator[TestClient]:
+    """The real app over HTTP, its lifespan run, serving the shipped repository on CPU."""
+    with TestClient(create_app(cpu_settings(shipped_repository))) as test_client:
+        yield test_client

@@ -1,0 +1,83 @@
+"""Evaluation rebuilds the recorded split and scores it through ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.evaluation import EvaluationError, EvaluationReport, evaluate
+from tests.conftest import REPO_ROOT, cpu_settings
+
+
+@pytest.fixture(scope="module")
+def report(shipped_model_dir: Path, shipped_repository: Path) -> EvaluationReport:
+    return evaluate(shipped_model_dir, settings=cpu_settings(shipped_repository))
+
+
+def test_the_recorded_split_is_rebuilt_and_scored(
+    report: EvaluationReport, shipped_manifest: dict[str, Any]
+) -> None:
+    sizes = shipped_manifest["training"]["split"]["sizes"]
+
+    assert (report.model, report.version) == (shipped_manifest["name"], shipped_manifest["version"])
+    assert report.provider == "CPUExecutionProvider"
+    for scores, side in ((report.test, "test"), (report.validation, "validation")):
+        assert scores.examples == sizes[side] == sum(map(sum, scores.confusion))
+        correct = sum(scores.confusion[i][i] for i in range(len(report.labels)))
+        assert scores.accuracy == correct / scores.examples
+        assert 0.0 <= scores.macro_f1 <= 1.0
+
+
+def test_onnx_scores_match_the_pytorch_metrics_of_the_manifest(report: EvaluationReport) -> None:
+    # ONNX and PyTorch agree to the parity tolerance, so at most a borderline text may flip.
+    for scores, side in ((report.test, "test"), (report.validation, "validation")):
+        assert abs(scores.accuracy - report.recorded[f"{side}_accuracy"]) <= 1 / scores.examples
+
+
+def test_a_data_file_that_changed_is_refused_with_both_hashes(
+    shipped_model_dir: Path, shipped_manifest: dict[str, Any], tmp_path: Path
+) -> None:
+    recorded = shipped_manifest["training"]["data"]
+    paths = []
+    for entry in recorded:
+        copy = tmp_path / Path(entry["path"]).name
+        shutil.copyfile(REPO_ROOT / entry["path"], copy)
+        paths.append(copy)
+    with paths[0].open("a", encoding="utf-8") as handle:
+        handle.write("One more sentence.\t1\n")
+
+    with pytest.raises(
+        EvaluationError,
+        match=rf"^Data file {paths[0]} has sha256 [0-9a-f]{{64}}, "
+        rf"the model was trained on {recorded[0]['path']} with sha256 "
+        rf"{recorded[0]['sha256']}$",
+    ):
+        evaluate(shipped_model_dir, paths, cpu_settings(tmp_path))
+
+
+def test_the_wrong_number_of_data_files_is_refused(
+    shipped_model_dir: Path, shipped_manifest: dict[str, Any]
+) -> None:
+    recorded = shipped_manifest["training"]["data"]
+
+    with pytest.raises(
+        EvaluationError,
+        match=rf"^Got 0 data file\(s\), the model was trained on "
+        rf"{len(recorded)}: ",
+    ):
+        evaluate(shipped_model_dir, [], cpu_settings(shipped_model_dir))
+
+
+def test_a_split_that_differs_from_the_record_is_refused(model_copy: Path) -> None:
+    manifest_path = model_copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text("utf-8"))
+    sizes = manifest["training"]["split"]["sizes"]
+    manifest["training"]["split"]["sizes"] = sizes | {"test": sizes["test"] + 1}
+    manifest_path.write_text(json.dumps(manifest), "utf-8")
+
+    with pytest.raises(EvaluationError, match="these are not the examples the model was trained"):
+        evaluate(model_copy, settings=cpu_settings(model_copy))

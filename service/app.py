@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.errors import install_error_handlers
+from service.errors import StartupError, install_error_handlers
 from service.limits import BodySizeLimit
 from service.registry import ModelRegistry
 from service.routes import router
@@ -32,7 +32,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.registry = ModelRegistry.load(settings)
+        try:
+            app.state.registry = ModelRegistry.load(settings)
+        except StartupError as exc:
+            logger.error("startup_failed", extra={"reason": str(exc)})
+            raise
         logger.info(
             "ready",
             extra={

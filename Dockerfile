@@ -33,8 +33,9 @@ print("\n".join(re.sub(r"^onnxruntime(?=[<>=!~;\s]|$)", sys.argv[1], d) for d in
     && cat requirements.txt \
     && /opt/venv/bin/pip install --no-cache-dir --requirement requirements.txt
 
-# The package itself, without dependencies: they are all in place.
-COPY README.md ./
+# The package itself, without dependencies: they are all in place. (The README is optional:
+# the glob lets the build go on without it, pyproject.toml makes the COPY's sources non-empty.)
+COPY pyproject.toml README.md* ./
 COPY service ./service
 COPY models ./models
 COPY export ./export

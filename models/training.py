@@ -1,0 +1,282 @@
+"""Trains a sentiment classifier and writes a run directory; `attnserve train` calls `train`.
+
+    attnserve train --run-dir runs/bilstm-additive
+
+The data is split with `split_seed` (models/data.py); the tokenizer is trained on the
+training split only; the model is trained with AdamW, dropout and early stopping on
+validation accuracy, and the best epoch's weights are kept. The run directory
+(models/checkpoint.py) is what `attnserve export` turns into a served model.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from models.checkpoint import TOKENIZER_FILE, RunRecord, save_checkpoint
+from models.classifiers import SentimentClassifier
+from models.config import ModelConfig
+from models.data import Example, load_sources, sha256_file, split_examples
+from models.registry import build_model
+from models.tokenizer import train_tokenizer
+from service.manifest import DataFile, SplitRecord, TrainingRecord
+from service.tokenization import EncodedText, TextEncoder
+
+LABELS = ["negative", "positive"]
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+EVAL_BATCH_SIZE = 256
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a run's outcome; saved as the run's hyperparameters."""
+
+    architecture: str = "bilstm-additive"
+    embedding_dim: int = 64
+    hidden_dim: int = 64
+    dropout: float = 0.3
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-2
+    batch_size: int = 32
+    max_epochs: int = 30
+    patience: int = 8
+    seed: int = 13
+    split_seed: int = 13
+    vocab_size: int = 8000
+    min_frequency: int = 1
+    max_tokens: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_epochs", "patience", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class EncodedExamples:
+    """One side of the split, tokenised once; each batch is padded to its own longest text."""
+
+    encoded: list[EncodedText]
+    labels: list[int]
+
+
+@dataclass(frozen=True)
+class Batch:
+    input_ids: torch.Tensor  # (B, T) int64
+    attention_mask: torch.Tensor  # (B, T) int64
+    labels: torch.Tensor  # (B,) int64
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The best epoch's weights and when training found and stopped."""
+
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    epochs_run: int
+
+
+def train(
+    data_paths: Sequence[Path],
+    run_dir: Path,
+    config: TrainConfig,
+    *,
+    skip_bad: bool = False,
+    limit_per_source: int | None = None,
+    progress: bool = True,
+) -> RunRecord:
+    """Trains on `data_paths` and writes checkpoint, tokenizer and record to `run_dir`."""
+    loaded = load_sources(data_paths, skip_bad=skip_bad)
+    for skipped in loaded.skipped:
+        logger.warning("skipped %s:%d: %s", skipped.path, skipped.line_number, skipped.reason)
+    examples = _first_per_source(loaded.examples, limit_per_source)
+    split = split_examples(examples, seed=config.split_seed, fractions=SPLIT_FRACTIONS)
+
+    tokenizer = train_tokenizer(
+        (example.text for example in split.train),
+        vocab_size=config.vocab_size,
+        min_frequency=config.min_frequency,
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(run_dir / TOKENIZER_FILE))
+    encoder = TextEncoder(tokenizer, config.max_tokens)
+    train_set, validation_set, test_set = (
+        encode_examples(encoder, side, skip_bad=skip_bad)
+        for side in (split.train, split.validation, split.test)
+    )
+
+    torch.manual_seed(config.seed)
+    model_config = ModelConfig(
+        architecture=config.architecture,
+        vocab_size=encoder.vocab_size,
+        pad_token_id=encoder.pad_id,
+        num_labels=len(LABELS),
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        dropout=config.dropout,
+    )
+    model = build_model(model_config)
+    fitted = fit(model, encoder, train_set, validation_set, config, progress=progress)
+    model.load_state_dict(fitted.best_state)
+
+    metrics = {
+        f"{name}_accuracy": accuracy(model, encoder, data)
+        for name, data in (("train", train_set), ("validation", validation_set), ("test", test_set))
+    }
+    hyperparameters: dict[str, float | int | str | bool] = asdict(config)
+    if limit_per_source is not None:
+        # `evaluate` must apply the same cut to rebuild this run's test set.
+        hyperparameters["limit_per_source"] = limit_per_source
+    record = RunRecord(
+        labels=LABELS,
+        max_tokens=config.max_tokens,
+        metrics=metrics,
+        training=TrainingRecord(
+            data=[DataFile(path=str(path), sha256=sha256_file(path)) for path in data_paths],
+            split=SplitRecord(
+                seed=config.split_seed,
+                fractions=SPLIT_FRACTIONS,
+                sizes={
+                    "train": len(split.train),
+                    "validation": len(split.validation),
+                    "test": len(split.test),
+                },
+            ),
+            seed=config.seed,
+            hyperparameters=hyperparameters,
+            epochs_run=fitted.epochs_run,
+            best_epoch=fitted.best_epoch,
+        ),
+    )
+    save_checkpoint(run_dir, model, model_config, record)
+    return record
+
+
+def encode_examples(
+    encoder: TextEncoder, examples: Sequence[Example], *, skip_bad: bool = False
+) -> EncodedExamples:
+    """Tokenises examples; one with no tokens is an error, or dropped (logged) with skip_bad."""
+    encoded = encoder.encode([example.text for example in examples])
+    empty = [example for example, item in zip(examples, encoded, strict=True) if not item.ids]
+    if empty and not skip_bad:
+        raise ValueError(
+            f"{len(empty)} example(s) have no tokens, e.g. {empty[0].text!r} "
+            f"from {empty[0].source}; pass skip_bad to leave them out"
+        )
+    if empty:
+        logger.warning("left out %d example(s) with no tokens", len(empty))
+    kept = [(item, example.label) for example, item in zip(examples, encoded, strict=True)
+            if item.ids]
+    return EncodedExamples(encoded=[item for item, _ in kept], labels=[label for _, label in kept])
+
+
+def make_batch(encoder: TextEncoder, data: EncodedExamples, indices: Sequence[int]) -> Batch:
+    """The examples at `indices`, padded once through the shared TextEncoder."""
+    padded = encoder.pad([data.encoded[i] for i in indices])
+    return Batch(
+        input_ids=torch.from_numpy(padded.input_ids),
+        attention_mask=torch.from_numpy(padded.attention_mask),
+        labels=torch.tensor([data.labels[i] for i in indices], dtype=torch.int64),
+    )
+
+
+def fit(
+    model: SentimentClassifier,
+    encoder: TextEncoder,
+    train_set: EncodedExamples,
+    validation_set: EncodedExamples,
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+) -> FitResult:
+    """AdamW on cross-entropy, stopping `patience` epochs after the best validation accuracy."""
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    best_accuracy, best_epoch = -1.0, 0
+    best_state = copy.deepcopy(model.state_dict())
+    epoch = 0
+    for epoch in range(1, config.max_epochs + 1):
+        order = torch.randperm(len(train_set.labels), generator=generator).tolist()
+        size = config.batch_size
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        # Driven by hand, not iterated: iterating closes the bar before val_acc can be shown.
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{config.max_epochs}",
+                   disable=not progress, unit="batch")
+        loss, train_accuracy = train_epoch(model, encoder, train_set, batches, optimizer, bar)
+        validation_accuracy = accuracy(model, encoder, validation_set)
+        bar.set_postfix(loss=f"{loss:.4f}", acc=f"{train_accuracy:.3f}",
+                        val_acc=f"{validation_accuracy:.3f}")
+        bar.close()
+        logger.info("epoch %d: loss %.4f, train accuracy %.4f, validation accuracy %.4f",
+                    epoch, loss, train_accuracy, validation_accuracy)
+        if validation_accuracy > best_accuracy:
+            best_accuracy, best_epoch = validation_accuracy, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= config.patience:
+            break
+    return FitResult(best_state=best_state, best_epoch=best_epoch, epochs_run=epoch)
+
+
+def train_epoch(
+    model: SentimentClassifier,
+    encoder: TextEncoder,
+    train_set: EncodedExamples,
+    batches: list[list[int]],
+    optimizer: torch.optim.Optimizer,
+    bar: tqdm[None],
+) -> tuple[float, float]:
+    """One pass over `batches` (lists of indices) with dropout on: (mean loss, accuracy)."""
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for indices in batches:
+        batch = make_batch(encoder, train_set, indices)
+        logits, _ = model.forward_logits(batch.input_ids, batch.attention_mask)  # (B, C)
+        loss = nn.functional.cross_entropy(logits, batch.labels)
+        optimizer.zero_grad()
+        torch.autograd.backward(loss)
+        optimizer.step()
+        loss_sum += loss.item() * len(indices)
+        correct += int((logits.argmax(dim=-1) == batch.labels).sum())
+        seen += len(indices)
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+        bar.update()
+    return loss_sum / seen, correct / seen
+
+
+@torch.no_grad()
+def accuracy(model: SentimentClassifier, encoder: TextEncoder, data: EncodedExamples) -> float:
+    """Share of examples whose most probable label is the true one, with dropout off."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(data.labels), EVAL_BATCH_SIZE):
+        indices = range(start, min(start + EVAL_BATCH_SIZE, len(data.labels)))
+        batch = make_batch(encoder, data, indices)
+        logits, _ = model.forward_logits(batch.input_ids, batch.attention_mask)  # (B, C)
+        correct += int((logits.argmax(dim=-1) == batch.labels).sum())
+    model.train(was_training)
+    return correct / len(data.labels)
+
+
+def _first_per_source(examples: list[Example], limit: int | None) -> list[Example]:
+    if limit is None:
+        return examples
+    taken: Counter[str] = Counter()
+    kept = []
+    for example in examples:
+        if taken[example.source] < limit:
+            kept.append(example)
+            taken[example.source] += 1
+    return kept

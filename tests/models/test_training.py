@@ -1,0 +1,118 @@
+"""A tiny real training run: the files it writes, its record, and that it is reproducible."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import (
+    CHECKPOINT_FILE,
+    RECORD_FILE,
+    TOKENIZER_FILE,
+    RunRecord,
+    load_checkpoint,
+)
+from models.classifiers import SentimentClassifier
+from models.data import Example, load_sources, sha256_file, split_examples
+from models.training import (
+    SPLIT_FRACTIONS,
+    TrainConfig,
+    accuracy,
+    encode_examples,
+    train,
+)
+from service.tokenization import TextEncoder
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "sentiment-labelled-sentences"
+DATA = [DATA_DIR / "amazon_cells_labelled.txt", DATA_DIR / "yelp_labelled.txt"]
+LIMIT = 150
+CONFIG = TrainConfig(embedding_dim=16, hidden_dim=16, max_epochs=2, max_tokens=24, seed=3)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("run")
+    train(DATA, path, CONFIG, limit_per_source=LIMIT, progress=False)
+    return path
+
+
+def test_run_directory_holds_checkpoint_tokenizer_and_record(run_dir: Path) -> None:
+    assert {p.name for p in run_dir.iterdir()} == {CHECKPOINT_FILE, TOKENIZER_FILE, RECORD_FILE}
+    record = RunRecord.model_validate_json((run_dir / RECORD_FILE).read_text("utf-8"))
+    assert record.labels == ["negative", "positive"]
+    assert record.max_tokens == 24
+    assert set(record.metrics) == {"train_accuracy", "validation_accuracy", "test_accuracy"}
+    assert all(0.0 <= value <= 1.0 for value in record.metrics.values())
+    training = record.training
+    assert [(f.path, f.sha256) for f in training.data] == [
+        (str(path), sha256_file(path)) for path in DATA
+    ]
+    assert training.split.seed == CONFIG.split_seed
+    assert training.split.fractions == SPLIT_FRACTIONS
+    assert training.split.sizes == {"train": 240, "validation": 30, "test": 30}
+    assert training.seed == 3
+    assert training.hyperparameters == {**asdict(CONFIG), "limit_per_source": LIMIT}
+    assert training.epochs_run == 2
+    assert training.best_epoch in (1, 2)
+
+
+def test_checkpoint_reloads_the_best_model(run_dir: Path) -> None:
+    checkpoint = load_checkpoint(run_dir)
+    assert isinstance(checkpoint.model, SentimentClassifier)
+    assert not checkpoint.model.training
+    assert checkpoint.config.architecture == "bilstm-additive"
+    assert (checkpoint.config.embedding_dim, checkpoint.config.hidden_dim) == (16, 16)
+    encoder = TextEncoder.from_file(checkpoint.tokenizer_path, checkpoint.record.max_tokens)
+    assert checkpoint.config.vocab_size == encoder.vocab_size
+
+    examples = [e for path in DATA for e in load_sources([path]).examples[:LIMIT]]
+    split = split_examples(examples, seed=CONFIG.split_seed, fractions=SPLIT_FRACTIONS)
+    for name, side in (("test", split.test), ("validation", split.validation)):
+        reloaded = accuracy(checkpoint.model, encoder, encode_examples(encoder, side))
+        assert reloaded == checkpoint.record.metrics[f"{name}_accuracy"]
+
+
+def test_tokenizer_saw_only_the_training_split(run_dir: Path) -> None:
+    encoder = TextEncoder.from_file(run_dir / TOKENIZER_FILE, 128)
+    examples = [e for path in DATA for e in load_sources([path]).examples[:LIMIT]]
+    split = split_examples(examples, seed=CONFIG.split_seed)
+
+    def ids(side: list[Example]) -> set[int]:
+        return {i for item in encoder.encode([e.text for e in side]) for i in item.ids}
+
+    assert encoder.unk_id not in ids(split.train)
+    assert encoder.unk_id in ids(split.test)
+
+
+def test_same_config_gives_identical_metrics_and_progress_shows_validation(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    again = train(DATA, tmp_path, CONFIG, limit_per_source=LIMIT, progress=True)
+    first = RunRecord.model_validate_json((run_dir / RECORD_FILE).read_text("utf-8"))
+    assert again.metrics == first.metrics
+    assert again.training == first.training
+    saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)["state_dict"]
+    reference = torch.load(run_dir / CHECKPOINT_FILE, weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[name], reference[name]) for name in reference)
+    assert "val_acc=" in capsys.readouterr().err
+
+
+def test_text_without_tokens_is_an_error_or_skipped(run_dir: Path) -> None:
+    encoder = TextEncoder.from_file(run_dir / TOKENIZER_FILE, 128)
+    examples = [Example("good", 1, "s"), Example(" \u3000 ", 0, "s")]
+    with pytest.raises(ValueError) as caught:
+        encode_examples(encoder, examples)
+    assert str(caught.value) == (
+        "1 example(s) have no tokens, e.g. ' \\u3000 ' from s; pass skip_bad to leave them out"
+    )
+    kept = encode_examples(encoder, examples, skip_bad=True)
+    assert kept.labels == [1]
+    assert len(kept.encoded) == 1
+
+
+def test_config_rejects_values_that_would_train_nothing() -> None:
+    with pytest.raises(ValueError, match="max_epochs must be at least 1, got 0"):
+        TrainConfig(max_epochs=0)

@@ -177,6 +177,7 @@ def _staging(repository: Path) -> Iterator[Path]:
     created = not repository.exists()
     repository.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repository))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a service run as another user
     try:
         yield staging
     finally:

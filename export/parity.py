@@ -102,10 +102,16 @@ def check_parity(
             max_abs_diff[name] = max(max_abs_diff[name], diff)
             # written so that NaN counts as a miss
             if torch_out.shape != onnx_out.shape or not diff <= tolerance:
-                mismatches.append(OutputMismatch(
-                    output=name, batch_shape=batch_shape, max_abs_diff=diff, tolerance=tolerance,
-                    torch_shape=tuple(torch_out.shape), onnx_shape=tuple(onnx_out.shape),
-                ))
+                mismatches.append(
+                    OutputMismatch(
+                        output=name,
+                        batch_shape=batch_shape,
+                        max_abs_diff=diff,
+                        tolerance=tolerance,
+                        torch_shape=tuple(torch_out.shape),
+                        onnx_shape=tuple(onnx_out.shape),
+                    )
+                )
     if mismatches:
         raise ParityError(mismatches)
     return ParityRecord(tolerance=tolerance, max_abs_diff=max_abs_diff, shapes=shapes)

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import random
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,3 +223,16 @@ def _example(text: str, label: str, source: str) -> Example | str:
     if not text.strip():
         return "empty sentence"
     return Example(text=text, label=LABEL_VALUES[label], source=source)
+
+
+def first_per_source(examples: list[Example], limit: int | None) -> list[Example]:
+    """The first `limit` examples of each source, in order (all of them when limit is None)."""
+    if limit is None:
+        return examples
+    taken: Counter[str] = Counter()
+    kept = []
+    for example in examples:
+        if taken[example.source] < limit:
+            kept.append(example)
+            taken[example.source] += 1
+    return kept

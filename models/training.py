@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from tqdm import tqdm
 from models.checkpoint import TOKENIZER_FILE, RunRecord, save_checkpoint
 from models.classifiers import SentimentClassifier
 from models.config import ModelConfig
-from models.data import Example, load_sources, sha256_file, split_examples
+from models.data import Example, first_per_source, load_sources, sha256_file, split_examples
 from models.registry import build_model
 from models.tokenizer import train_tokenizer
 from service.manifest import DataFile, SplitRecord, TrainingRecord
@@ -99,7 +98,7 @@ def train(
     loaded = load_sources(data_paths, skip_bad=skip_bad)
     for skipped in loaded.skipped:
         logger.warning("skipped %s:%d: %s", skipped.path, skipped.line_number, skipped.reason)
-    examples = _first_per_source(loaded.examples, limit_per_source)
+    examples = first_per_source(loaded.examples, limit_per_source)
     split = split_examples(examples, seed=config.split_seed, fractions=SPLIT_FRACTIONS)
 
     tokenizer = train_tokenizer(
@@ -175,8 +174,9 @@ def encode_examples(
         )
     if empty:
         logger.warning("left out %d example(s) with no tokens", len(empty))
-    kept = [(item, example.label) for example, item in zip(examples, encoded, strict=True)
-            if item.ids]
+    kept = [
+        (item, example.label) for example, item in zip(examples, encoded, strict=True) if item.ids
+    ]
     return EncodedExamples(encoded=[item for item, _ in kept], labels=[label for _, label in kept])
 
 
@@ -212,15 +212,25 @@ def fit(
         size = config.batch_size
         batches = [order[i : i + size] for i in range(0, len(order), size)]
         # Driven by hand, not iterated: iterating closes the bar before val_acc can be shown.
-        bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{config.max_epochs}",
-                   disable=not progress, unit="batch")
+        bar = tqdm(
+            total=len(batches),
+            desc=f"epoch {epoch}/{config.max_epochs}",
+            disable=not progress,
+            unit="batch",
+        )
         loss, train_accuracy = train_epoch(model, encoder, train_set, batches, optimizer, bar)
         validation_accuracy = accuracy(model, encoder, validation_set)
-        bar.set_postfix(loss=f"{loss:.4f}", acc=f"{train_accuracy:.3f}",
-                        val_acc=f"{validation_accuracy:.3f}")
+        bar.set_postfix(
+            loss=f"{loss:.4f}", acc=f"{train_accuracy:.3f}", val_acc=f"{validation_accuracy:.3f}"
+        )
         bar.close()
-        logger.info("epoch %d: loss %.4f, train accuracy %.4f, validation accuracy %.4f",
-                    epoch, loss, train_accuracy, validation_accuracy)
+        logger.info(
+            "epoch %d: loss %.4f, train accuracy %.4f, validation accuracy %.4f",
+            epoch,
+            loss,
+            train_accuracy,
+            validation_accuracy,
+        )
         if validation_accuracy > best_accuracy:
             best_accuracy, best_epoch = validation_accuracy, epoch
             best_state = copy.deepcopy(model.state_dict())
@@ -268,15 +278,3 @@ def accuracy(model: SentimentClassifier, encoder: TextEncoder, data: EncodedExam
         correct += int((logits.argmax(dim=-1) == batch.labels).sum())
     model.train(was_training)
     return correct / len(data.labels)
-
-
-def _first_per_source(examples: list[Example], limit: int | None) -> list[Example]:
-    if limit is None:
-        return examples
-    taken: Counter[str] = Counter()
-    kept = []
-    for example in examples:
-        if taken[example.source] < limit:
-            kept.append(example)
-            taken[example.source] += 1
-    return kept

@@ -12,8 +12,10 @@ the serving commands work on the serving install alone.
 
 from __future__ import annotations
 
+import signal
 import statistics
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -36,8 +38,10 @@ DEFAULT_REPOSITORY = Path("model_repository")
 def train(
     data: Annotated[
         list[Path] | None,
-        typer.Argument(help="Data files (.txt UCI format, .csv, .tsv, .jsonl). "
-                       "Default: the amazon and yelp files under data/."),
+        typer.Argument(
+            help="Data files (.txt UCI format, .csv, .tsv, .jsonl). "
+            "Default: the amazon and yelp files under data/."
+        ),
     ] = None,
     run_dir: Annotated[Path, typer.Option(help="Where the run is written.")] = Path(
         "runs/bilstm-additive"
@@ -48,8 +52,10 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 13,
     seeds: Annotated[
         str | None,
-        typer.Option(help="Comma-separated seeds: train one run per seed under RUN_DIR/seed-N "
-                     "and print the test accuracy's mean ± std."),
+        typer.Option(
+            help="Comma-separated seeds: train one run per seed under RUN_DIR/seed-N "
+            "and print the test accuracy's mean ± std."
+        ),
     ] = None,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/val/test split.")] = 13,
     max_epochs: Annotated[int | None, typer.Option(help="Upper bound on epochs.")] = None,
@@ -71,20 +77,30 @@ def train(
         config = replace(config, max_epochs=max_epochs)
     paths = data or DEFAULT_DATA
     if seeds is None:
-        record = train_run(paths, run_dir, config, skip_bad=skip_bad,
-                           limit_per_source=limit_per_source)
+        record = train_run(
+            paths, run_dir, config, skip_bad=skip_bad, limit_per_source=limit_per_source
+        )
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(record.metrics.items()))
         typer.echo(f"{run_dir}: {metrics} (best epoch {record.training.best_epoch})")
         return
     accuracies = []
     for each in (int(s) for s in seeds.split(",")):
-        record = train_run(paths, run_dir / f"seed-{each}", replace(config, seed=each),
-                           skip_bad=skip_bad, limit_per_source=limit_per_source)
+        record = train_run(
+            paths,
+            run_dir / f"seed-{each}",
+            replace(config, seed=each),
+            skip_bad=skip_bad,
+            limit_per_source=limit_per_source,
+        )
         accuracies.append(record.metrics["test_accuracy"])
-        typer.echo(f"seed {each}: test accuracy {record.metrics['test_accuracy']:.4f}, "
-                   f"validation accuracy {record.metrics['validation_accuracy']:.4f}")
-    typer.echo(f"test accuracy over {len(accuracies)} seeds: "
-               f"mean {statistics.mean(accuracies):.4f} ± std {statistics.stdev(accuracies):.4f}")
+        typer.echo(
+            f"seed {each}: test accuracy {record.metrics['test_accuracy']:.4f}, "
+            f"validation accuracy {record.metrics['validation_accuracy']:.4f}"
+        )
+    typer.echo(
+        f"test accuracy over {len(accuracies)} seeds: "
+        f"mean {statistics.mean(accuracies):.4f} ± std {statistics.stdev(accuracies):.4f}"
+    )
 
 
 @app.command()
@@ -100,3 +116,81 @@ def export(
 
     model_dir = export_run(run_dir, repository, name=name, version=version, overwrite=overwrite)
     typer.echo(f"wrote {model_dir}")
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory <repository>/<name>/<v>.")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(help="Data files, in training order. Default: the manifest's."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Score a model on its recorded test split through ONNX Runtime, as the service would."""
+    from service.evaluation import evaluate as evaluate_model
+
+    report = evaluate_model(model_dir, data)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    typer.echo(f"{report.model} v{report.version} on {report.provider}")
+    for name, scores in (("test", report.test), ("validation", report.validation)):
+        typer.echo(
+            f"{name:<10} accuracy {scores.accuracy:.4f}  macro-F1 {scores.macro_f1:.4f}  "
+            f"({scores.examples} sentences)"
+        )
+    width = max(map(len, report.labels))
+    typer.echo(
+        f"confusion matrix on test (rows: true, columns: predicted)\n{'':<{width}}  "
+        + "  ".join(f"{label:>{width}}" for label in report.labels)
+    )
+    for label, row in zip(report.labels, report.test.confusion, strict=True):
+        typer.echo(f"{label:<{width}}  " + "  ".join(f"{n:>{width}}" for n in row))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default ATTNSERVE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default ATTNSERVE_PORT).")] = None,
+) -> None:
+    """Serve the model repository over HTTP (settings from ATTNSERVE_* variables)."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+@app.command()
+def predict(
+    texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
+    model: Annotated[str | None, typer.Option(help="Model name (default: the default).")] = None,
+) -> None:
+    """Classify texts with a model from the repository, without a server; prints JSON."""
+    from service.errors import ServiceError
+    from service.registry import ModelRegistry
+    from service.settings import Settings
+
+    predictor = ModelRegistry.load(Settings()).get(model)
+    try:
+        result = predictor.predict_sync(texts)
+    except ServiceError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(result.response.model_dump_json(indent=2))

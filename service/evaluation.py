@@ -7,13 +7,12 @@ data files (their sha256 checked) and split seed, and every text goes through th
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from models.data import Example, load_sources, sha256_file, split_examples
+from models.data import Example, first_per_source, load_sources, sha256_file, split_examples
 from service.artifact import load_artifact
 from service.manifest import Manifest
 from service.predictor import Predictor
@@ -60,7 +59,7 @@ def evaluate(
     examples = load_sources(_checked_data_paths(manifest, data_paths)).examples
     limit = manifest.training.hyperparameters.get("limit_per_source")
     if isinstance(limit, int) and not isinstance(limit, bool):
-        examples = _first_per_source(examples, limit)
+        examples = first_per_source(examples, limit)
     split_record = manifest.training.split
     split = split_examples(examples, seed=split_record.seed, fractions=split_record.fractions)
     sizes = {
@@ -111,17 +110,6 @@ def _locate(path: Path) -> Path:
     if path.is_absolute() or path.exists():
         return path
     return PROJECT_ROOT / path
-
-
-def _first_per_source(examples: list[Example], limit: int) -> list[Example]:
-    # The cut `models.training` applies before splitting when trained with limit_per_source.
-    taken: Counter[str] = Counter()
-    kept = []
-    for example in examples:
-        if taken[example.source] < limit:
-            kept.append(example)
-            taken[example.source] += 1
-    return kept
 
 
 def _score(predictor: Predictor, examples: Sequence[Example], batch_size: int) -> SplitScores:

@@ -76,8 +76,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory, split: DataSplit) -> dict[str
             split=SplitRecord(
                 seed=SPLIT_SEED,
                 fractions=(0.8, 0.1, 0.1),
-                sizes={"train": len(split.train), "validation": len(split.validation),
-                       "test": len(split.test)},
+                sizes={
+                    "train": len(split.train),
+                    "validation": len(split.validation),
+                    "test": len(split.test),
+                },
             ),
             seed=0,
             hyperparameters={"hidden_dim": 16},
@@ -90,8 +93,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory, split: DataSplit) -> dict[str
         run_dir = tmp_path_factory.mktemp(architecture)
         tokenizer.save(str(run_dir / TOKENIZER_FILE))
         torch.manual_seed(0)
-        config = ModelConfig(architecture, vocab_size=tokenizer.get_vocab_size(),
-                             pad_token_id=0, embedding_dim=16, hidden_dim=16)
+        config = ModelConfig(
+            architecture,
+            vocab_size=tokenizer.get_vocab_size(),
+            pad_token_id=0,
+            embedding_dim=16,
+            hidden_dim=16,
+        )
         save_checkpoint(run_dir, build_model(config), config, record)
         runs[architecture] = run_dir
     return runs
@@ -152,7 +160,9 @@ def test_manifest_matches_the_files_and_the_run(
     graph = onnx.load(str(model_dir / MODEL_FILE))
 
     assert sorted(path.name for path in model_dir.iterdir()) == [
-        "manifest.json", MODEL_FILE, TOKENIZER_FILE
+        "manifest.json",
+        MODEL_FILE,
+        TOKENIZER_FILE,
     ]
     assert manifest.files == {
         MODEL_FILE: _sha256(model_dir / MODEL_FILE),
@@ -168,9 +178,7 @@ def test_manifest_matches_the_files_and_the_run(
     assert manifest.training == checkpoint.record.training
     assert manifest.metrics == checkpoint.record.metrics
     assert (manifest.pad_token_id, manifest.unk_token_id) == (0, 1)
-    assert [opset.version for opset in graph.opset_import if opset.domain == ""] == [
-        manifest.opset
-    ]
+    assert [opset.version for opset in graph.opset_import if opset.domain == ""] == [manifest.opset]
     assert set(manifest.libraries) == {"torch", "onnx", "onnxruntime", "tokenizers"}
 
 
@@ -251,8 +259,9 @@ def test_parity_failure_reports_every_output_and_shape(
     checked_shapes = Manifest.read(exported.model_dir).parity.shapes
 
     with pytest.raises(ParityError) as raised:
-        check_parity(checkpoint.model, exported.model_dir / MODEL_FILE, _encoder(checkpoint),
-                     sentences)
+        check_parity(
+            checkpoint.model, exported.model_dir / MODEL_FILE, _encoder(checkpoint), sentences
+        )
 
     mismatches = raised.value.mismatches
     assert {(m.output, m.batch_shape) for m in mismatches} == {

@@ -17,8 +17,9 @@ LENGTHS = [3, 7, 1, 12]
 
 def _model(architecture: str) -> SentimentClassifier:
     torch.manual_seed(0)
-    config = ModelConfig(architecture, vocab_size=VOCAB, pad_token_id=PAD, hidden_dim=16,
-                         embedding_dim=8)
+    config = ModelConfig(
+        architecture, vocab_size=VOCAB, pad_token_id=PAD, hidden_dim=16, embedding_dim=8
+    )
     return build_model(config).eval()
 
 

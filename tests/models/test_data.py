@@ -64,9 +64,7 @@ def test_tab_inside_sentence_splits_at_the_last_tab(tmp_path: Path) -> None:
         ("  \t1", "empty sentence"),
     ],
 )
-def test_malformed_line_names_file_line_and_reason(
-    tmp_path: Path, line: str, reason: str
-) -> None:
+def test_malformed_line_names_file_line_and_reason(tmp_path: Path, line: str, reason: str) -> None:
     path = write(tmp_path, "bad.txt", f"Good.\t1\n\n{line}\nBad.\t0\n")
     with pytest.raises(DataFormatError) as caught:
         load_examples(path)
@@ -120,8 +118,9 @@ def test_csv_bad_rows_name_their_line(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError) as caught:
         load_examples(path)
     assert str(caught.value) == f"{path}:4: expected 2 fields, found 3"
-    loaded = load_examples(write(tmp_path, "s.csv", "text,label\nok,1\nmissing label\n"),
-                           skip_bad=True)
+    loaded = load_examples(
+        write(tmp_path, "s.csv", "text,label\nok,1\nmissing label\n"), skip_bad=True
+    )
     assert loaded.skipped == [SkippedLine(tmp_path / "s.csv", 3, "expected 2 fields, found 1")]
 
 

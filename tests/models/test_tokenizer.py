@@ -62,8 +62,11 @@ def test_offsets_give_the_surface_form_in_the_original_text(
 
 def test_normalisation_folds_case_width_ligatures_and_accent_forms(tokenizer: Tokenizer) -> None:
     assert tokens(tokenizer, DECOMPOSED) == tokens(tokenizer, COMPOSED)
-    assert tokens(tokenizer, COMPOSED) == [unicodedata.normalize("NFKD", "caf\u00e9"),
-                                           "was", "great"]
+    assert tokens(tokenizer, COMPOSED) == [
+        unicodedata.normalize("NFKD", "caf\u00e9"),
+        "was",
+        "great",
+    ]
     assert tokens(tokenizer, "GREAT Phone") == ["great", "phone"]
     assert tokens(tokenizer, "\uff27\uff32\uff25\uff21\uff34") == ["great"]  # full-width
     trained = train_tokenizer(["\ufb01ne"])

@@ -41,7 +41,7 @@ _PREDICT_ERRORS = _errors(404, 413, 422, 503)
 @router.post("/v1/predict", responses=_PREDICT_ERRORS, tags=["predict"])
 async def predict(body: PredictRequest, registry: Registry, response: Response) -> PredictResponse:
     """Classify the sentiment of `text` or `texts` with the default model."""
-    return _with_timings(await registry.get().predict(body.all_texts()), response)
+    return _with_timings(await registry.get().predict(body.all_texts(), body.detail), response)
 
 
 @router.post("/v1/models/{name}/predict", responses=_PREDICT_ERRORS, tags=["predict"])
@@ -49,7 +49,8 @@ async def predict_with(
     name: str, body: PredictRequest, registry: Registry, response: Response
 ) -> PredictResponse:
     """Classify the sentiment of `text` or `texts` with the named model."""
-    return _with_timings(await registry.get(name).predict(body.all_texts()), response)
+    predictor = registry.get(name)
+    return _with_timings(await predictor.predict(body.all_texts(), body.detail), response)
 
 
 @router.get("/v1/models", responses=_errors(503), tags=["models"])

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from service.registry import ModelRegistry
 from service.settings import Settings
@@ -43,7 +44,9 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def plot(path: Path, weights: np.ndarray, labels: list[str], tokens: list[str]) -> None:  # type: ignore[type-arg]
+def plot(
+    path: Path, weights: npt.NDArray[np.float64], labels: list[str], tokens: list[str]
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -38,15 +38,17 @@ from service.manifest import MODEL_FILE, Manifest
 from service.tokenization import TextEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
+# relative, as `attnserve train` records them, so exported manifests hold in any checkout
 DATA = [
-    ROOT / "data/sentiment-labelled-sentences/amazon_cells_labelled.txt",
-    ROOT / "data/sentiment-labelled-sentences/yelp_labelled.txt",
+    Path("data/sentiment-labelled-sentences/amazon_cells_labelled.txt"),
+    Path("data/sentiment-labelled-sentences/yelp_labelled.txt"),
 ]
 RUNS = ROOT / "runs/compare"
 DEFAULT = "bilstm-additive"
 SPLIT_SEED = 13
 LATENCY_ROUNDS = {1: 200, 64: 30}
 TFIDF_C = (0.3, 1.0, 3.0, 10.0, 30.0)
+CACHE_FILE = "compare.json"
 # the default and the tutorial's pair first, the slowest to train last
 ORDER = [
     "bilstm-additive",
@@ -82,7 +84,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="13,14,15,16,17")
     parser.add_argument("--out", type=Path, default=ROOT / "RESULTS.md")
     parser.add_argument("--architectures", default=",".join(ORDER))
+    parser.add_argument(
+        "--only-trained",
+        action="store_true",
+        help="train nothing: report the seeds already under runs/compare (the table says how many)",
+    )
     args = parser.parse_args()
+    os.chdir(ROOT)
     seeds = [int(seed) for seed in args.seeds.split(",")]
     names = args.architectures.split(",")
     split = split_examples(load_sources(DATA).examples, seed=SPLIT_SEED, fractions=SPLIT_FRACTIONS)
@@ -92,7 +100,8 @@ def main() -> None:
     results: dict[str, list[SeedResult]] = {name: [] for name in names}
     for seed in seeds:  # seed by seed, so that a partial comparison covers every model
         for name in names:
-            results[name].append(run_seed(name, seed, split))
+            if not args.only_trained or (RUNS / name / f"seed-{seed}" / CACHE_FILE).is_file():
+                results[name].append(run_seed(name, seed, split))
     repository = RUNS / "repository"
     model_dirs = {
         name: export_run(RUNS / name / f"seed-{seeds[0]}", repository, name=name, overwrite=True)
@@ -123,7 +132,7 @@ def main() -> None:
 def run_seed(name: str, seed: int, split: DataSplit) -> SeedResult:
     """Trains (or reuses) one run and scores it on the test split."""
     run_dir = RUNS / name / f"seed-{seed}"
-    cached = run_dir / "compare.json"
+    cached = run_dir / CACHE_FILE
     if cached.is_file():
         saved = json.loads(cached.read_text("utf-8"))
         return SeedResult(**saved)
@@ -272,17 +281,18 @@ def write_results(
         "",
         f"Data: amazon + yelp (2000 sentences), split 80/10/10 with split seed {SPLIT_SEED}; "
         f"the test split has 200 sentences, so one sentence is 0.5 points and the standard "
-        f"error of one accuracy is about 2.6 points. Each model: seeds {seeds}, the same "
+        f"error of one accuracy is about 2.6 points. Each model: seeds {seeds} (the `seeds` "
+        "column counts those it has), the same "
         "training recipe (models/training.py defaults: AdamW 3e-3, dropout 0.3, early stopping "
         "on validation accuracy). Latency: ONNX Runtime on CPU, one thread, median of "
         f"{LATENCY_ROUNDS[1]} calls at batch 1 (the median-length test sentence) and "
         f"{LATENCY_ROUNDS[64]} at batch 64, all models interleaved; ratios to `{DEFAULT}` are "
         "the figure to trust on a shared machine.",
         "",
-        "| model | test accuracy (mean ± std) | macro-F1 | parameters | train s/seed | "
+        "| model | seeds | test accuracy (mean ± std) | macro-F1 | parameters | train s/seed | "
         "ONNX KB | parity max abs diff | batch 1 ms (x default) | batch 64 ms (x default) | "
         "AOPC attention | AOPC random | AOPC grad x input |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         accuracy, accuracy_std = _mean_std([seed.test_accuracy for seed in row.seeds])
@@ -290,7 +300,8 @@ def write_results(
         seconds, _ = _mean_std([seed.train_seconds for seed in row.seeds])
         attention = _aopc(row, "attention")
         lines.append(
-            f"| `{row.name}` | {100 * accuracy:.1f} ± {100 * accuracy_std:.1f} | "
+            f"| `{row.name}` | {len(row.seeds)} | "
+            f"{100 * accuracy:.1f} ± {100 * accuracy_std:.1f} | "
             f"{100 * f1:.1f} | {row.parameters:,} | {seconds:.0f} | {row.onnx_kb:.0f} | "
             f"{row.parity:.1e} | {row.latency_ms[1]:.3f} "
             f"({row.latency_ms[1] / default.latency_ms[1]:.2f}) | {row.latency_ms[64]:.2f} "
@@ -299,7 +310,7 @@ def write_results(
             f"{_aopc(row, 'random'):.3f} | {_aopc(row, 'gradient_x_input'):.3f} |"
         )
     lines.append(
-        f"| TF-IDF char 1-5-gram + logistic regression (C={tfidf['C']}) | "
+        f"| TF-IDF char 1-5-gram + logistic regression (C={tfidf['C']}) | — | "
         f"{100 * tfidf['test_accuracy']:.1f} (deterministic) | {100 * tfidf['macro_f1']:.1f} | "
         f"— | {tfidf['seconds']:.1f} (whole C search) | — | — | — | — | — | — | — |"
     )

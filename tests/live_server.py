@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from typing import Literal
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 
 @contextmanager
-def serve(app: FastAPI, lifespan: Literal["on", "off"] = "on") -> Iterator[str]:
+def serve(app: ASGIApp, lifespan: Literal["on", "off"] = "on") -> Iterator[str]:
     """Serves `app` until the block ends; yields its base URL, e.g. http://127.0.0.1:40123."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan=lifespan, log_config=None)
     server = uvicorn.Server(config)

@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from service.oip.schemas import ErrorResponse as OipErrorBody
+from service.oip.schemas import ProtocolErrorBody
 from service.schemas import ErrorBody, ErrorInfo
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class ErrorResponse(JSONResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if is_oip_path(scope.get("path", "")):
-            self.body = self.render(OipErrorBody(error=self.error.message).model_dump())
+            self.body = self.render(ProtocolErrorBody(error=self.error.message).model_dump())
             self.headers["content-length"] = str(len(self.body))
         await super().__call__(scope, receive, send)
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Request, Response
 
 from service.oip import binary, dataplane
 from service.oip.schemas import (
-    ErrorResponse,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
     ModelReady,
+    ProtocolErrorBody,
     ServerLive,
     ServerMetadata,
     ServerReady,
@@ -22,7 +22,7 @@ from service.routes import Registry
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorResponse} for status in statuses}
+    return {status: {"model": ProtocolErrorBody} for status in statuses}
 
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])

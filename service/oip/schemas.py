@@ -111,7 +111,7 @@ class InferenceResponse(BaseModel):
     outputs: list[ResponseOutput]
 
 
-class ErrorResponse(BaseModel):
+class ProtocolErrorBody(BaseModel):
     """The body of every non-200 answer of a /v2 route."""
 
     error: str

@@ -320,3 +320,12 @@ def test_v1_errors_keep_their_own_shape(client: TestClient) -> None:
     for path in ("/v1/models/nope", "/v2x"):
         body = client.get(path).json()
         assert set(body["error"]) == {"code", "message", "details"}
+
+
+def test_openapi_documents_the_v2_routes_and_both_inference_bodies(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    infer = paths["/v2/models/{name}/infer"]["post"]
+    assert set(infer["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
+    assert set(infer["responses"]) == {"200", "400", "404", "413", "422", "503"}
+    assert {"/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}/ready"} <= set(paths)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from service.errors import InvalidInferenceRequest
 from service.oip import binary, dataplane
 from service.oip.schemas import (
     InferenceRequest,
@@ -115,6 +116,11 @@ async def _infer(
     version: str | None,
 ) -> Response:
     predictor = dataplane.predictor_for(registry, name, version)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise InvalidInferenceRequest(
+            f"Content-Encoding '{encoding}' is not supported: send the body uncompressed."
+        )
     answer = await dataplane.infer(
         predictor, await request.body(), request.headers.get(binary.HEADER)
     )

@@ -166,6 +166,12 @@ def test_errors_reach_the_client_as_its_exception_with_the_servers_message(
         "Input 'text' must have datatype BYTES (UTF-8 texts), not INT64."
     )
 
+    with pytest.raises(InferenceServerException) as compressed:
+        client.infer(model, [_text_input()], request_compression_algorithm="gzip")
+    assert compressed.value.message() == (
+        "Content-Encoding 'gzip' is not supported: send the body uncompressed."
+    )
+
     with pytest.raises(InferenceServerException) as empty:
         client.infer(model, [_text_input(texts=["fine", "   "])])
     assert empty.value.status() == "422"

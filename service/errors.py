@@ -199,13 +199,18 @@ class ErrorResponse(JSONResponse):
         self.error = error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if is_oip_path(scope.get("path", "")):
+        if is_oip_route(scope):
             self.body = self.render(ProtocolErrorBody(error=self.error.message).model_dump())
             self.headers["content-length"] = str(len(self.body))
         await super().__call__(scope, receive, send)
 
 
-def is_oip_path(path: str) -> bool:
+def is_oip_route(scope: Scope) -> bool:
+    """The request is for the Open Inference Protocol's /v2 routes (under any root path)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
     return path == "/v2" or path.startswith("/v2/")
 
 

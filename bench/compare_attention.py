@@ -103,10 +103,7 @@ def main() -> None:
             if not args.only_trained or (RUNS / name / f"seed-{seed}" / CACHE_FILE).is_file():
                 results[name].append(run_seed(name, seed, split))
     repository = RUNS / "repository"
-    model_dirs = {
-        name: export_run(RUNS / name / f"seed-{seeds[0]}", repository, name=name, overwrite=True)
-        for name in names
-    }
+    model_dirs = {name: _exported(name, seeds[0], repository) for name in names}
     latencies = time_models(model_dirs, [example.text for example in split.test])
     rows = [
         Row(
@@ -181,6 +178,14 @@ def macro_f1(labels: list[int], predicted: list[int]) -> float:
 
 def _parameters(run_dir: Path) -> int:
     return sum(parameter.numel() for parameter in load_checkpoint(run_dir).model.parameters())
+
+
+def _exported(name: str, seed: int, repository: Path) -> Path:
+    """The export of the seed's run, made once (with its parity check) and reused after."""
+    model_dir = repository / name / "1"
+    if (model_dir / "manifest.json").is_file():
+        return model_dir
+    return export_run(RUNS / name / f"seed-{seed}", repository, name=name)
 
 
 def time_models(model_dirs: dict[str, Path], texts: list[str]) -> dict[str, dict[int, float]]:

@@ -303,18 +303,16 @@ def test_a_text_too_long_is_413_stating_the_limit(client: TestClient) -> None:
     )
 
 
-def test_an_unknown_model_is_404_naming_the_known_ones(
-    client: TestClient, shipped_manifest: dict[str, Any]
-) -> None:
-    name = shipped_manifest["name"]
+def test_an_unknown_model_is_404_naming_the_known_ones(client: TestClient) -> None:
+    known = sorted(model["name"] for model in client.get("/v1/models").json()["models"])
 
     predict = client.post("/v1/models/nope/predict", json={"text": "ok"})
     describe = client.get("/v1/models/nope")
 
     expected = _error(
         "model_not_found",
-        f"No model named 'nope'. Known models: {name}.",
-        {"model": "nope", "known": [name]},
+        f"No model named 'nope'. Known models: {', '.join(known)}.",
+        {"model": "nope", "known": known},
     )
     assert (predict.status_code, predict.json()) == (404, expected)
     assert (describe.status_code, describe.json()) == (404, expected)

@@ -8,7 +8,7 @@ macro-F1), measures faithfulness (models/faithfulness.py), then exports the firs
 to ONNX (with the parity check) and times ONNX Runtime at batch 1 and 64, all models
 interleaved in one process so they share the machine's noise. It adds the TF-IDF + logistic
 regression reference (scikit-learn, C chosen on validation) and writes RESULTS.md and
-results.png. Runs are kept under runs/compare/, so an interrupted comparison resumes.
+docs/results.png. Runs are kept under runs/compare/, so an interrupted comparison resumes.
 Not a test: CPU minutes.
 """
 
@@ -49,6 +49,7 @@ SPLIT_SEED = 13
 LATENCY_ROUNDS = {1: 200, 64: 30}
 TFIDF_C = (0.3, 1.0, 3.0, 10.0, 30.0)
 CACHE_FILE = "compare.json"
+FIGURE = "docs/results.png"
 # the default and the tutorial's pair first, the slowest to train last
 ORDER = [
     "bilstm-additive",
@@ -122,8 +123,9 @@ def main() -> None:
         print(_summary_line(row))
     print(f"tfidf-char-logreg: test accuracy {tfidf['test_accuracy']:.4f} (C={tfidf['C']})")
     write_results(args.out, rows, tfidf, seeds, minutes)
-    plot(args.out.with_name("results.png"), rows, tfidf)
-    print(f"wrote {args.out} and {args.out.with_name('results.png')} in {minutes:.1f} min")
+    figure = args.out.parent / FIGURE
+    plot(figure, rows, tfidf)
+    print(f"wrote {args.out} and {figure} in {minutes:.1f} min")
 
 
 def run_seed(name: str, seed: int, split: DataSplit) -> SeedResult:
@@ -279,7 +281,8 @@ def write_results(
         "# Results: every attention mechanism, compared",
         "",
         "Written by `.venv/bin/python -m bench.compare_attention` "
-        f"({datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, {minutes:.0f} min) on "
+        f"({datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; this invocation {minutes:.1f} min, "
+        "reusing the runs earlier invocations trained and cached under runs/compare/) on "
         f"{platform.platform()}, {os.cpu_count()} cores "
         f"(torch {torch.__version__}, onnxruntime {ort.__version__}). "
         "Every figure below was printed or written by that command.",
@@ -321,7 +324,7 @@ def write_results(
         f"— | {tfidf['seconds']:.1f} (whole C search) | — | — | — | — | — | — | — |"
     )
     by_name = {row.name: row for row in rows}
-    lines += ["", "![accuracy and faithfulness per model](results.png)", ""]
+    lines += ["", f"![accuracy and faithfulness per model]({FIGURE})", ""]
     if "lstm" in by_name and "lstm-additive" in by_name:
         plain, _ = _mean_std([seed.test_accuracy for seed in by_name["lstm"].seeds])
         attended, _ = _mean_std([seed.test_accuracy for seed in by_name["lstm-additive"].seeds])
@@ -407,6 +410,7 @@ def plot(path: Path, rows: list[Row], tfidf: dict[str, float]) -> None:
     right.set_xticks(positions, names, rotation=45, ha="right")
     right.legend()
     figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
 
 

@@ -45,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
         )
         yield
-        app.state.registry = None
+        registry, app.state.registry = app.state.registry, None
+        await registry.close()
         logger.info("stopped")
 
     app = FastAPI(

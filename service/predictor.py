@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from service.artifact import LoadedModel
+from service.batching import BatchingRunner
 from service.errors import EmptyText, TextTooLong, TooManyTexts
 from service.inference import InferenceOutput, InferenceRunner, OnnxModelRunner
 from service.schemas import ModelInfo, Prediction, PredictResponse, Token
@@ -39,7 +40,7 @@ class Predictor:
         self.manifest = model.manifest
         self.max_texts = settings.max_texts_per_request
         self.max_chars = settings.max_text_chars
-        self.runner = runner if runner is not None else OnnxModelRunner(model.session)
+        self.runner = runner if runner is not None else _default_runner(model, settings)
         self.info = ModelInfo(
             **self.manifest.model_dump(include=set(ModelInfo.model_fields) - {"provider"}),
             provider=model.provider,
@@ -50,6 +51,11 @@ class Predictor:
         start = time.perf_counter()
         output = await self.runner.run(prepared.batch)
         return self._finish(prepared, output, _ms_since(start))
+
+    async def close(self) -> None:
+        """Stops the batcher, if there is one."""
+        if isinstance(self.runner, BatchingRunner):
+            await self.runner.close()
 
     def predict_sync(self, texts: list[str]) -> PredictResult:
         prepared = self._prepare(texts)
@@ -113,6 +119,19 @@ class Predictor:
             tokens=tokens,
             truncated=item.truncated,
         )
+
+
+def _default_runner(model: LoadedModel, settings: Settings) -> InferenceRunner:
+    runner = OnnxModelRunner(model.session)
+    if not settings.batching:
+        return runner
+    return BatchingRunner(
+        runner,
+        pad_id=model.encoder.pad_id,
+        max_batch_size=settings.batch_max_size,
+        max_delay_ms=settings.batch_max_delay_ms,
+        max_queue_texts=settings.batch_queue_texts,
+    )
 
 
 def _ms_since(start: float) -> float:

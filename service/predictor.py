@@ -86,7 +86,8 @@ class Predictor:
             self._prediction(text, item, output, row)
             for row, (text, item) in enumerate(zip(prepared.texts, prepared.encoded, strict=True))
         ]
-        response = PredictResponse(
+        # model_construct: these are our own, already typed values; validating them again costs.
+        response = PredictResponse.model_construct(
             model=self.manifest.name, version=self.manifest.version, predictions=predictions
         )
         timings = {
@@ -100,19 +101,19 @@ class Predictor:
         self, text: str, item: EncodedText, output: InferenceOutput, row: int
     ) -> Prediction:
         labels = self.manifest.labels
-        probabilities = [float(p) for p in output.probabilities[row]]
+        probabilities: list[float] = output.probabilities[row].tolist()
         best = max(range(len(labels)), key=probabilities.__getitem__)
         # Padding columns are dropped: only the text's own tokens have offsets.
         weights: list[float | None] = (
-            [float(w) for w in output.attention[row, : len(item.ids)]]
+            output.attention[row, : len(item.ids)].tolist()
             if self.manifest.has_attention
             else [None] * len(item.ids)
         )
         tokens = [
-            Token(text=text[start:end], start=start, end=end, attention=weight)
+            Token.model_construct(text=text[start:end], start=start, end=end, attention=weight)
             for (start, end), weight in zip(item.offsets, weights, strict=True)
         ]
-        return Prediction(
+        return Prediction.model_construct(
             label=labels[best],
             score=probabilities[best],
             probabilities=dict(zip(labels, probabilities, strict=True)),

@@ -1,8 +1,9 @@
 """Dynamic micro-batching: concurrent requests' texts run as one ONNX Runtime call.
 
-Each request's padded batch is queued; one worker task takes everything waiting (up to
-`max_batch_size` texts, waiting at most `max_delay_ms` for more), pads it once to the
-longest row, runs it in a worker thread and hands every request its own rows back. While a
+Each request's padded batch is queued (cut into pieces of at most `max_batch_size` texts);
+one worker task takes everything waiting (up to `max_batch_size` texts, waiting at most
+`max_delay_ms` for more), pads it once to the longest row, runs it in a worker thread and
+hands every request its own rows back. While a
 batch computes, the next one fills, so under load batches grow by themselves and at one
 connection nothing waits. The models are padding-invariant (a text's answer does not depend
 on what it is padded with), which is what makes sharing a batch safe.
@@ -66,17 +67,48 @@ class BatchingRunner:
         return self.runner.run_sync(batch)
 
     async def run(self, batch: PaddedBatch) -> InferenceOutput:
-        rows = int(batch.input_ids.shape[0])
+        rows, length = batch.input_ids.shape
         # A request larger than the whole queue is still served when the queue is empty.
         if self._queued_texts and self._queued_texts + rows > self.max_queue_texts:
             raise Overloaded(self._queued_texts, self.max_queue_texts, self.retry_after_s)
         self._ensure_worker()
+        # A request larger than a batch rides in several, each cut to its own longest row.
+        futures = [self._enqueue(chunk) for chunk in self._chunks(batch)]
+        if len(futures) == 1:
+            return await futures[0]
+        outputs = await asyncio.gather(*futures)
+        attention = np.zeros((rows, length), dtype=np.float32)  # (B, T), zero on padding
+        start = 0
+        for output in outputs:
+            count, width = output.attention.shape
+            attention[start : start + count, :width] = output.attention
+            start += count
+        probabilities = np.concatenate([output.probabilities for output in outputs])  # (B, C)
+        return InferenceOutput(probabilities=probabilities, attention=attention)
+
+    def _chunks(self, batch: PaddedBatch) -> list[PaddedBatch]:
+        rows = int(batch.input_ids.shape[0])
+        if rows <= self.max_batch_size:
+            return [batch]
+        chunks = []
+        for start in range(0, rows, self.max_batch_size):
+            mask = batch.attention_mask[start : start + self.max_batch_size]
+            width = int(mask.sum(axis=1).max())
+            chunks.append(
+                PaddedBatch(
+                    input_ids=batch.input_ids[start : start + self.max_batch_size, :width],
+                    attention_mask=mask[:, :width],
+                )
+            )
+        return chunks
+
+    def _enqueue(self, batch: PaddedBatch) -> asyncio.Future[InferenceOutput]:
         assert self._wakeup is not None
         waiting = _Waiting(batch, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
-        self._queued_texts += rows
+        self._queued_texts += waiting.rows
         self._wakeup.set()
-        return await waiting.future
+        return waiting.future
 
     async def close(self) -> None:
         """Stops the worker; requests still queued are answered ModelNotReady."""

@@ -82,6 +82,32 @@ async def test_concurrent_texts_share_batches_and_get_their_one_by_one_answers(
 
 
 @pytest.mark.anyio
+async def test_a_request_larger_than_a_batch_rides_in_several_cut_to_their_longest_row(
+    loaded_model: LoadedModel,
+) -> None:
+    inner = RecordingRunner(loaded_model.session)
+    encoder = loaded_model.encoder
+    batcher = BatchingRunner(inner, encoder.pad_id, 3, max_delay_ms=0, max_queue_texts=64)
+    batch = encoder.pad(encoder.encode(TEXTS))
+
+    try:
+        together = await batcher.run(batch)
+    finally:
+        await batcher.close()
+
+    lengths = [len(item.ids) for item in encoder.encode(TEXTS)]
+    assert inner.shapes == [
+        (3, max(lengths[0:3])),
+        (3, max(lengths[3:6])),
+        (2, max(lengths[6:8])),
+    ]
+    alone = OnnxModelRunner(loaded_model.session).run_sync(batch)
+    assert together.attention.shape == alone.attention.shape == batch.input_ids.shape
+    np.testing.assert_allclose(together.probabilities, alone.probabilities, atol=1e-6)
+    np.testing.assert_allclose(together.attention, alone.attention, atol=1e-6)
+
+
+@pytest.mark.anyio
 async def test_padding_with_longer_neighbours_leaves_zero_attention_on_the_padding(
     loaded_model: LoadedModel,
 ) -> None:

@@ -111,11 +111,27 @@ def export(
     version: Annotated[str, typer.Option(help="Model version.")] = "1",
     repository: Annotated[Path, typer.Option(help="Model repository.")] = DEFAULT_REPOSITORY,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing version.")] = False,
+    optimize: Annotated[
+        str | None,
+        typer.Option(
+            help="Save ONNX Runtime's optimised graph (basic or extended) instead of the "
+            "exported one; it is parity-checked against PyTorch like any export."
+        ),
+    ] = None,
 ) -> None:
     """Export a trained run to ONNX, check parity with PyTorch, write the model directory."""
     from export.onnx_export import export_run
 
-    model_dir = export_run(run_dir, repository, name=name, version=version, overwrite=overwrite)
+    if optimize not in (None, "basic", "extended"):
+        raise typer.BadParameter("--optimize takes basic or extended")
+    model_dir = export_run(
+        run_dir,
+        repository,
+        name=name,
+        version=version,
+        overwrite=overwrite,
+        optimize=optimize,  # type: ignore[arg-type]
+    )
     typer.echo(f"wrote {model_dir}")
 
 

@@ -1,0 +1,92 @@
+"""Chooses the batching defaults: attnserve under several settings, interleaved, over HTTP.
+
+    .venv/bin/python -m bench.tune [--rounds 3] [--seconds 4]
+
+Each round serves the default model once per setting and drives it with wrk at 1 and 32
+connections with single texts, and with 64-text requests. Prints each run and the medians,
+and writes bench/results/tune.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from typing import Any
+
+from bench.common import DEFAULT_MODEL_DIR, RESULTS
+from bench.http import ATTNSERVE, SCENARIOS, running, write_bodies, wrk
+
+VARIANTS: dict[str, dict[str, str]] = {
+    "no batching": {"ATTNSERVE_BATCHING": "false"},
+    "max 8, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "8"},
+    "max 16, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "16"},
+    "max 32, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "32"},
+    "max 64, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "64"},
+    "max 16, delay 1 ms": {"ATTNSERVE_BATCH_MAX_SIZE": "16", "ATTNSERVE_BATCH_MAX_DELAY_MS": "1"},
+    "max 16, 1 ORT thread": {"ATTNSERVE_BATCH_MAX_SIZE": "16", "ATTNSERVE_INTRA_OP_THREADS": "1"},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=4)
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    bodies = write_bodies(RESULTS)
+    base = {
+        "ATTNSERVE_LOG_LEVEL": "warning",
+        "ATTNSERVE_MODEL_REPOSITORY": str(DEFAULT_MODEL_DIR.parent.parent),
+    }
+    scenarios = [s for s in SCENARIOS if s.connections != 128]
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        s.name: {v: [] for v in VARIANTS} for s in scenarios
+    }
+    for round_ in range(1, args.rounds + 1):
+        for variant, env in VARIANTS.items():
+            with running([ATTNSERVE, "serve"], base | env) as url:
+                for scenario in scenarios:
+                    body_file = bodies[scenario.texts_per_request]
+                    wrk(url, body_file, scenario.connections, 1)
+                    figures = wrk(url, body_file, scenario.connections, args.seconds)
+                    figures["sentences_per_s"] = (
+                        figures["requests_per_s"] * scenario.texts_per_request
+                    )
+                    runs[scenario.name][variant].append(figures)
+                    print(
+                        f"round {round_} {scenario.name:<34} {variant:<22} "
+                        f"{figures['sentences_per_s']:9.0f} sentences/s  "
+                        f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms",
+                        flush=True,
+                    )
+    print(f"\nmedians of {args.rounds} rounds, {args.seconds} s each:")
+    medians: dict[str, dict[str, dict[str, float]]] = {}
+    for scenario_name, variants in runs.items():
+        medians[scenario_name] = {}
+        for variant, variant_runs in variants.items():
+            m = {
+                key: statistics.median(run[key] for run in variant_runs)
+                for key in ("sentences_per_s", "p50_ms", "p99_ms")
+            }
+            medians[scenario_name][variant] = m
+            print(
+                f"{scenario_name:<34} {variant:<22} {m['sentences_per_s']:9.0f} sentences/s  "
+                f"p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:7.2f} ms"
+            )
+    (RESULTS / "tune.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join(["python -m bench.tune", *sys.argv[1:]]),
+                "variants": VARIANTS,
+                "medians": medians,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

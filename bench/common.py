@@ -30,7 +30,7 @@ def ensure_run(run_dir: Path) -> None:
 
 
 def machine() -> dict[str, str]:
-    """Where and when: CPU model, cores, OS, Python, and the current time (UTC)."""
+    """Where and when: CPU model, cores, OS, Python, the time (UTC) and the load (1/5/15 min)."""
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -45,4 +45,5 @@ def machine() -> dict[str, str]:
         "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average": " ".join(f"{load:.1f}" for load in os.getloadavg()),
     }

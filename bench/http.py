@@ -34,6 +34,7 @@ from bench.common import (
     REPO_ROOT,
     RESULTS,
     ensure_run,
+    machine,
     sentences,
 )
 
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
     parser.add_argument("--only", nargs="*", help="servers to run (default: all)")
     args = parser.parse_args()
+    started_on = machine()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     ensure_run(args.run_dir)
@@ -208,6 +210,7 @@ def main() -> None:
         json.dumps(
             {
                 "command": " ".join(["python -m bench.http", *sys.argv[1:]]),
+                "machine": started_on,
                 "rounds": args.rounds,
                 "seconds": args.seconds,
                 "model": str(args.model_dir),

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bench.common import DEFAULT_MODEL_DIR, DEFAULT_RUN_DIR, RESULTS, ensure_run, sentences
+from bench.common import DEFAULT_MODEL_DIR, DEFAULT_RUN_DIR, RESULTS, ensure_run, machine, sentences
 from service.artifact import load_artifact
 from service.inference import OnnxModelRunner
 from service.providers import CPU, SessionConfig
@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
     args = parser.parse_args()
+    started_on = machine()
     ensure_run(args.run_dir)
     runners = {"onnxruntime fp32": onnx_runner(args.model_dir)}
     int8 = int8_runner(args.model_dir)
@@ -145,6 +146,7 @@ def main() -> None:
         json.dumps(
             {
                 "command": " ".join(["python -m bench.inprocess", *sys.argv[1:]]),
+                "machine": started_on,
                 "reps": args.reps,
                 "by_batch_ms": by_batch,
                 "by_length_ms": by_length,

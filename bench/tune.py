@@ -15,7 +15,7 @@ import statistics
 import sys
 from typing import Any
 
-from bench.common import DEFAULT_MODEL_DIR, RESULTS
+from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine
 from bench.http import ATTNSERVE, SCENARIOS, running, write_bodies, wrk
 
 VARIANTS: dict[str, dict[str, str]] = {
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=4)
     args = parser.parse_args()
+    started_on = machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
     bodies = write_bodies(RESULTS)
     base = {
@@ -79,6 +80,7 @@ def main() -> None:
         json.dumps(
             {
                 "command": " ".join(["python -m bench.tune", *sys.argv[1:]]),
+                "machine": started_on,
                 "variants": VARIANTS,
                 "medians": medians,
             },

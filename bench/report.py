@@ -129,6 +129,13 @@ def tune_section(tune: dict[str, Any]) -> list[str]:
         "",
         _machine(tune),
         "",
+        f"Medians of {tune.get('rounds', 3)} interleaved rounds; each setting as stated:",
+        "",
+        *(
+            f"- {name}: `{' '.join(f'{k}={v}' for k, v in env.items())}`"
+            for name, env in tune["variants"].items()
+        ),
+        "",
         "| scenario | setting | sentences/s | p50 ms | p99 ms |",
         "|---|---|---:|---:|---:|",
     ]
@@ -208,9 +215,7 @@ def goals_section(
 
 
 def render() -> str:
-    http, inprocess, startup, tune = (
-        _load(name) for name in ("http", "inprocess", "startup", "tune")
-    )
+    http, inprocess, startup = (_load(name) for name in ("http", "inprocess", "startup"))
     lines = [START, "", *goals_section(http, inprocess, startup)]
     if http is not None:
         lines += http_section(http)
@@ -218,8 +223,8 @@ def render() -> str:
         lines += inprocess_section(inprocess)
     if startup is not None:
         lines += startup_section(startup)
-    if tune is not None:
-        lines += tune_section(tune)
+    for path in sorted(RESULTS.glob("tune*.json")):
+        lines += tune_section(json.loads(path.read_text()))
     return "\n".join([*lines, END])
 
 

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.tune [--rounds 3] [--seconds 4]
 
-Each round serves the default model once per setting and drives it with wrk at 1 and 32
+Every variant states the settings it tests (the defaults of the time it was first run
+may differ). Each round serves the default model once per setting and drives it with wrk at 1 and 32
 connections with single texts, and with 64-text requests. Prints each run and the medians,
 and writes bench/results/tune.json.
 """
@@ -18,14 +19,21 @@ from typing import Any
 from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine
 from bench.http import ATTNSERVE, SCENARIOS, running, write_bodies, wrk
 
+_SPIN = {"ATTNSERVE_INTRA_OP_SPINNING": "true"}
 VARIANTS: dict[str, dict[str, str]] = {
-    "no batching": {"ATTNSERVE_BATCHING": "false"},
-    "max 8, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "8"},
-    "max 16, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "16"},
-    "max 32, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "32"},
-    "max 64, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "64"},
-    "max 16, delay 1 ms": {"ATTNSERVE_BATCH_MAX_SIZE": "16", "ATTNSERVE_BATCH_MAX_DELAY_MS": "1"},
-    "max 16, 1 ORT thread": {"ATTNSERVE_BATCH_MAX_SIZE": "16", "ATTNSERVE_INTRA_OP_THREADS": "1"},
+    "no batching": {"ATTNSERVE_BATCHING": "false"} | _SPIN,
+    "max 8, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "8"} | _SPIN,
+    "max 16, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "16"} | _SPIN,
+    "max 32, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "32"} | _SPIN,
+    "max 64, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "64"} | _SPIN,
+    "max 16, delay 1 ms": {"ATTNSERVE_BATCH_MAX_SIZE": "16", "ATTNSERVE_BATCH_MAX_DELAY_MS": "1"}
+    | _SPIN,
+    "max 16, 1 ORT thread": {"ATTNSERVE_BATCH_MAX_SIZE": "16", "ATTNSERVE_INTRA_OP_THREADS": "1"}
+    | _SPIN,
+    "max 16, no spinning": {
+        "ATTNSERVE_BATCH_MAX_SIZE": "16",
+        "ATTNSERVE_INTRA_OP_SPINNING": "false",
+    },
 }
 
 
@@ -33,6 +41,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--only", nargs="*", help="variants to run (default: all)")
+    parser.add_argument("--out", default="tune", help="results file: bench/results/OUT.json")
     args = parser.parse_args()
     started_on = machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -41,12 +51,13 @@ def main() -> None:
         "ATTNSERVE_LOG_LEVEL": "warning",
         "ATTNSERVE_MODEL_REPOSITORY": str(DEFAULT_MODEL_DIR.parent.parent),
     }
+    variants = {name: VARIANTS[name] for name in args.only} if args.only else VARIANTS
     scenarios = [s for s in SCENARIOS if s.connections != 128]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        s.name: {v: [] for v in VARIANTS} for s in scenarios
+        s.name: {v: [] for v in variants} for s in scenarios
     }
     for round_ in range(1, args.rounds + 1):
-        for variant, env in VARIANTS.items():
+        for variant, env in variants.items():
             with running([ATTNSERVE, "serve"], base | env) as url:
                 for scenario in scenarios:
                     body_file = bodies[scenario.texts_per_request]
@@ -64,9 +75,9 @@ def main() -> None:
                     )
     print(f"\nmedians of {args.rounds} rounds, {args.seconds} s each:")
     medians: dict[str, dict[str, dict[str, float]]] = {}
-    for scenario_name, variants in runs.items():
+    for scenario_name, by_variant in runs.items():
         medians[scenario_name] = {}
-        for variant, variant_runs in variants.items():
+        for variant, variant_runs in by_variant.items():
             m = {
                 key: statistics.median(run[key] for run in variant_runs)
                 for key in ("sentences_per_s", "p50_ms", "p99_ms")
@@ -76,12 +87,13 @@ def main() -> None:
                 f"{scenario_name:<34} {variant:<22} {m['sentences_per_s']:9.0f} sentences/s  "
                 f"p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:7.2f} ms"
             )
-    (RESULTS / "tune.json").write_text(
+    (RESULTS / f"{args.out}.json").write_text(
         json.dumps(
             {
                 "command": " ".join(["python -m bench.tune", *sys.argv[1:]]),
                 "machine": started_on,
-                "variants": VARIANTS,
+                "rounds": args.rounds,
+                "variants": variants,
                 "medians": medians,
             },
             indent=2,

@@ -19,6 +19,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -162,7 +163,7 @@ def main() -> None:
     if args.only:
         commands = {name: commands[name] for name in args.only}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    bodies = write_bodies(RESULTS)
+    bodies = write_bodies(Path(tempfile.mkdtemp(prefix="bench-bodies-")))
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         s.name: {name: [] for name in commands} for s in SCENARIOS
     }

@@ -14,6 +14,8 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine
@@ -46,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     started_on = machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    bodies = write_bodies(RESULTS)
+    bodies = write_bodies(Path(tempfile.mkdtemp(prefix="bench-bodies-")))
     base = {
         "ATTNSERVE_LOG_LEVEL": "warning",
         "ATTNSERVE_MODEL_REPOSITORY": str(DEFAULT_MODEL_DIR.parent.parent),

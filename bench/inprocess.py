@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.inprocess [--reps 30]
 
-Batches of real sentences (1, 8, 64, 256; padded to their longest), then latency against
+Each side runs on one thread (see THREADS). Batches of real sentences (1, 8, 64, 256;
+padded to their longest), then latency against
 text length (8 to 512 tokens, batch 1) and against batch size (1 to 256). Every figure is the
 median of `reps` timed calls after a warm-up. Prints them, writes bench/results/inprocess.json
 and the plots bench/results/latency_by_length.png and latency_by_batch.png. Needs the train
@@ -55,8 +56,14 @@ def time_each(runners: dict[str, Run], ids: Ids, mask: Ids, reps: int) -> dict[s
     return {name: median_ms(lambda run=run: run(ids, mask), reps) for name, run in runners.items()}  # type: ignore[misc]
 
 
+# One thread each: on a shared 2-core machine, multi-threaded timings measure the other
+# tenants (PyTorch's spinning OpenMP threads suffer most), not the libraries.
+THREADS = 1
+
+
 def onnx_runner(model_dir: Path) -> Run:
-    model = load_artifact(model_dir, SessionConfig(providers=(CPU,), exact=True))
+    config = SessionConfig(providers=(CPU,), exact=True, intra_op_threads=THREADS)
+    model = load_artifact(model_dir, config)
     runner = OnnxModelRunner(model.session)
     return lambda ids, mask: runner.run_sync(PaddedBatch(input_ids=ids, attention_mask=mask))
 
@@ -72,7 +79,9 @@ def int8_runner(model_dir: Path) -> Run | None:
 
     int8_path = Path(tempfile.mkdtemp(prefix="bench-int8-")) / "model.onnx"
     quantize_int8(model_dir / "model.onnx", int8_path)
-    session = ort.InferenceSession(str(int8_path), providers=[CPU])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    session = ort.InferenceSession(str(int8_path), options, providers=[CPU])
     runner = OnnxModelRunner(session)
     return lambda ids, mask: runner.run_sync(PaddedBatch(input_ids=ids, attention_mask=mask))
 
@@ -82,6 +91,7 @@ def torch_runner(run_dir: Path) -> Run:
 
     from models.checkpoint import load_checkpoint
 
+    torch.set_num_threads(THREADS)
     model = load_checkpoint(run_dir).model
 
     def run(ids: Ids, mask: Ids) -> Any:

@@ -70,6 +70,7 @@ def cold_start(timeout_s: float = 60.0) -> dict[str, float]:
                         return {
                             "ready_s": ready,
                             "first_prediction_s": first,
+                            "cpu_s": _cpu_s(process.pid),
                             "rss_mb": _rss_mb(process.pid),
                         }
             except httpx.TransportError:

@@ -64,11 +64,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--texts", type=int, choices=(1, 64), default=1, help="per request")
     args = parser.parse_args()
     started_on = machine()
     py_spy = Path(sys.executable).parent / "py-spy"
     scratch = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    bodies = write_bodies(scratch)[1]
+    bodies = write_bodies(scratch)[args.texts]
     raw = scratch / "profile.txt"
     env = {
         "ATTNSERVE_LOG_LEVEL": "warning",
@@ -99,14 +100,17 @@ def main() -> None:
         total += count
         layers[layer_of(stack)] += count
         functions[stack[-1]] += count
-    print(f"{total} samples of the thread holding the GIL, {args.connections} connections")
+    print(
+        f"{total} samples of the thread holding the GIL, {args.connections} connections, "
+        f"{args.texts} text(s) per request"
+    )
     for name, count in layers.most_common():
         print(f"{count / total:6.1%}  {name}")
     print("top functions (self):")
     for name, count in functions.most_common(12):
         print(f"{count / total:6.1%}  {name}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "profile.json").write_text(
+    (RESULTS / f"profile-{args.texts}.json").write_text(
         json.dumps(
             {
                 "command": " ".join(["python -m bench.profile", *sys.argv[1:]]),

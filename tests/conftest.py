@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -75,3 +80,39 @@ def client(shipped_repository: Path) -> Iterator[TestClient]:
     """The real app over HTTP, its lifespan run, serving the shipped repository on CPU."""
     with TestClient(create_app(cpu_settings(shipped_repository))) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def live_server(shipped_repository: Path) -> Iterator[str]:
+    """`attnserve serve` in a subprocess on a free port of 127.0.0.1, serving the shipped models."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {
+        **os.environ,
+        "ATTNSERVE_MODEL_REPOSITORY": str(shipped_repository),
+        "ATTNSERVE_PORT": str(port),
+        "ATTNSERVE_PROVIDERS": "cpu",
+    }
+    attnserve = str(Path(sys.executable).parent / "attnserve")
+    process = subprocess.Popen(
+        [attnserve, "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(f"{url}/readyz"):
+            assert process.poll() is None, "attnserve serve exited during startup"
+            assert time.monotonic() < deadline, "attnserve serve not ready within 30 s"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

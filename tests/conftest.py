@@ -25,6 +25,13 @@ from service.registry import find_models
 from service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Screenshots tests took, for a person to look at; their paths are printed at the end.
+SCREENSHOTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for path in SCREENSHOTS:
+        terminalreporter.write_line(f"screenshot: {path}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -58,8 +58,10 @@ class RequestIdMiddleware:
                 MutableHeaders(scope=message)[HEADER] = request_id
             await send(message)
 
+        answered = False
         try:
             await self.app(scope, receive, send_with_id)
+            answered = True
         finally:
             logger.info(
                 "request_finished",
@@ -70,7 +72,9 @@ class RequestIdMiddleware:
                     "duration_ms": round((time.perf_counter() - start) * 1000.0, 3),
                 },
             )
-            current_request_id.reset(token)
+            # An exception goes on to the 500 handler further out, which logs it: with the id.
+            if answered:
+                current_request_id.reset(token)
 
 
 def accepted_request_id(given: str | None) -> str:

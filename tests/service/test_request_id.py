@@ -113,3 +113,22 @@ def test_every_log_event_of_a_request_carries_its_id_and_none_its_text(
     ]
     assert all(line["method"] == "POST" and line["duration_ms"] > 0 for line in finished)
     assert all(secret not in json.dumps(line) for line in service_log())
+
+
+def test_an_unexpected_error_is_logged_with_the_requests_id(
+    shipped_repository: Path, service_log: Callable[[], list[dict[str, Any]]]
+) -> None:
+    app = create_app(cpu_settings(shipped_repository))
+
+    async def explode() -> None:
+        raise RuntimeError("our bug")
+
+    app.add_api_route("/explode", explode)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/explode", headers={"X-Request-ID": "boom-1"})
+
+    assert response.status_code == 500
+    events = {line["event"]: line for line in service_log() if line.get("request_id")}
+    assert events["request_finished"]["status"] == 500
+    assert events["internal_error"]["request_id"] == "boom-1"
+    assert "our bug" in events["internal_error"]["exception"]

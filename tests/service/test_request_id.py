@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import JsonLineFormatter, create_app
+from service.app import JsonLineFormatter, configure_logging, create_app
 from tests.conftest import cpu_settings
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
@@ -28,6 +28,7 @@ def small_body_client(shipped_repository: Path) -> Iterator[TestClient]:
 @pytest.fixture
 def service_log() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """Reads the JSON lines the service's own log handler wrote during the test so far."""
+    configure_logging("info")  # what create_app does; the handler is made once per process
     [handler] = [
         h
         for h in logging.getLogger("service").handlers

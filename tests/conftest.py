@@ -90,7 +90,9 @@ def client(shipped_repository: Path) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
-def live_server(shipped_repository: Path) -> Iterator[str]:
+def live_server(
+    shipped_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """`attnserve serve` in a subprocess on a free port of 127.0.0.1, serving the shipped models."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -102,15 +104,15 @@ def live_server(shipped_repository: Path) -> Iterator[str]:
         "ATTNSERVE_PROVIDERS": "cpu",
     }
     attnserve = str(Path(sys.executable).parent / "attnserve")
-    process = subprocess.Popen(
-        [attnserve, "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL
-    )
+    log = tmp_path_factory.mktemp("live-server") / "server.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen([attnserve, "serve"], env=env, cwd=REPO_ROOT, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while not _answers(f"{url}/readyz"):
-            assert process.poll() is None, "attnserve serve exited during startup"
-            assert time.monotonic() < deadline, "attnserve serve not ready within 30 s"
+            assert process.poll() is None, f"attnserve serve exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"not ready within 30 s:\n{log.read_text()}"
             time.sleep(0.1)
         yield url
     finally:

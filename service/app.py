@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from service.errors import StartupError, install_error_handlers
 from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
+from service.oip.routes import router as oip_router
 from service.page import install_page
 from service.registry import ModelRegistry
 from service.request_id import RequestIdFilter, RequestIdMiddleware
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = None
     app.state.metrics = metrics
     app.include_router(router)
+    app.include_router(oip_router)
     install_page(app)
     install_error_handlers(app)
     # The last added is the outermost: the id is set first, so refusals are counted and logged.

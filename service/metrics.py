@@ -18,6 +18,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.inference import InferenceOutput, InferenceRunner
@@ -39,7 +40,7 @@ _STAGE_BUCKETS = (
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _TOKEN_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
-# The key under which a route tells the middleware which model answered (request.state.model).
+# Where a route tells the middleware which model answered: request.state.<MODEL_STATE>.
 MODEL_STATE = "model"
 
 
@@ -156,6 +157,13 @@ class Metrics:
         """Makes every model's predictor record the batches it runs."""
         for name, predictor in registry.predictors.items():
             predictor.runner = MeasuredRunner(predictor.runner, self, name)
+
+
+def record_prediction(request: Request, result: PredictResult) -> None:
+    """Counts an answered prediction in the app's metrics, and its model in the request's labels."""
+    metrics: Metrics = request.app.state.metrics
+    metrics.observe_prediction(result)
+    setattr(request.state, MODEL_STATE, result.response.model)
 
 
 class MeasuredRunner:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from service.errors import ModelNotReady
-from service.metrics import CONTENT_TYPE, MODEL_STATE, Metrics
+from service.metrics import CONTENT_TYPE, Metrics, record_prediction
 from service.predictor import PredictResult
 from service.registry import ModelRegistry
 from service.schemas import (
@@ -82,13 +82,8 @@ async def readyz() -> Readiness:
 @router.get("/metrics", tags=["health"], response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: requests, latency, per-stage time, batch sizes, texts, tokens, models."""
-    exposition = _metrics(request).exposition()
-    return Response(exposition, media_type=CONTENT_TYPE)
-
-
-def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
-    return metrics
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 def _answered(result: PredictResult, request: Request, response: Response) -> PredictResponse:
@@ -96,6 +91,5 @@ def _answered(result: PredictResult, request: Request, response: Response) -> Pr
     response.headers["Server-Timing"] = ", ".join(
         f"{stage};dur={ms:.3f}" for stage, ms in result.timings.items()
     )
-    _metrics(request).observe_prediction(result)
-    setattr(request.state, MODEL_STATE, result.response.model)
+    record_prediction(request, result)
     return result.response

@@ -23,6 +23,7 @@ from service.manifest import MANIFEST_FILE
 from service.providers import CPU, SessionConfig
 from service.registry import find_models
 from service.settings import Settings
+from tests.live_server import serve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Screenshots tests took, for a person to look at; their paths are printed at the end.
@@ -90,7 +91,14 @@ def client(shipped_repository: Path) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
-def live_server(
+def live_server(shipped_repository: Path) -> Iterator[str]:
+    """Base URL of the real app serving the shipped repository on CPU over a real socket."""
+    with serve(create_app(cpu_settings(shipped_repository))) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def server_process(
     shipped_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """`attnserve serve` in a subprocess on a free port of 127.0.0.1, serving the shipped models."""

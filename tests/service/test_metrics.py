@@ -107,3 +107,18 @@ def test_a_served_model_named_in_the_path_labels_its_requests(fresh_client: Test
     found = samples(fresh_client)
     labels = {"route": "/v1/models/{name}", "model": MODEL, "status": "200"}
     assert value(found, "attnserve_requests_total", **labels) == 1
+
+
+def test_open_inference_protocol_predictions_are_counted_too(fresh_client: TestClient) -> None:
+    texts = ["great", "awful screen", "fine"]
+    text_input = {"name": "text", "datatype": "BYTES", "shape": [3], "data": texts}
+    response = fresh_client.post(f"/v2/models/{MODEL}/infer", json={"inputs": [text_input]})
+    assert response.status_code == 200
+
+    found = samples(fresh_client)
+    labels = {"route": "/v2/models/{name}/infer", "model": MODEL, "status": "200"}
+    assert value(found, "attnserve_requests_total", **labels) == 1
+    assert value(found, "attnserve_texts_total", model=MODEL) == 3
+    assert value(found, "attnserve_batch_size_sum", model=MODEL) == 3
+    stage = {"model": MODEL, "stage": "inference"}
+    assert value(found, "attnserve_stage_duration_seconds_count", **stage) == 1

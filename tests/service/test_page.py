@@ -62,11 +62,13 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def test_the_page_shades_each_token_by_the_apis_attention(browser: Any, live_server: str) -> None:
+def test_the_page_shades_each_token_by_the_apis_attention(
+    browser: Any, server_process: str
+) -> None:
     page = browser.new_page()
     failed: list[str] = []
     page.on("requestfailed", lambda request: failed.append(request.url))
-    page.goto(f"{live_server}/")
+    page.goto(f"{server_process}/")
 
     page.wait_for_selector("#model option", state="attached")
     assert page.input_value("#model") == "bilstm-additive"
@@ -75,7 +77,7 @@ def test_the_page_shades_each_token_by_the_apis_attention(browser: Any, live_ser
     page.wait_for_selector("#highlighted .token")
 
     expected = httpx.post(
-        f"{live_server}/v1/models/bilstm-additive/predict", json={"text": TEXT}
+        f"{server_process}/v1/models/bilstm-additive/predict", json={"text": TEXT}
     ).json()["predictions"][0]
     spans = page.eval_on_selector_all(
         "#highlighted .token",
@@ -105,9 +107,9 @@ def test_the_page_shades_each_token_by_the_apis_attention(browser: Any, live_ser
     page.close()
 
 
-def test_an_error_shows_the_apis_message(browser: Any, live_server: str) -> None:
+def test_an_error_shows_the_apis_message(browser: Any, server_process: str) -> None:
     page = browser.new_page()
-    page.goto(f"{live_server}/")
+    page.goto(f"{server_process}/")
     page.wait_for_selector("#model option", state="attached")
 
     page.fill("#text", "   ")

@@ -7,7 +7,9 @@ model's name or empty, `status` the HTTP status.
 
 from __future__ import annotations
 
+import os
 import time
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,6 +20,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,6 +54,14 @@ class Metrics:
         # No `_created` series: Prometheus ignores them in the text format; they double the page.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
+        # Several server processes (workers) behind one port must count together: with
+        # PROMETHEUS_MULTIPROC_DIR set (before the processes start, as prometheus-client
+        # requires), each writes its values there and every scrape sums them all.
+        self.exposed = self.registry
+        multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if multiprocess_dir:
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         self.requests = Counter(
             "attnserve_requests",
             "HTTP requests answered, by route template, model and status.",
@@ -114,17 +125,19 @@ class Metrics:
             "attnserve_models_loaded",
             "Models loaded, verified and served.",
             registry=self.registry,
+            multiprocess_mode="max",
         )
         self.model_info = Gauge(
             "attnserve_model_info",
             "1 for each served model, with its version, architecture and execution provider.",
             ["model", "version", "architecture", "provider"],
             registry=self.registry,
+            multiprocess_mode="max",
         )
 
     def exposition(self) -> bytes:
         """Every metric in the Prometheus text format."""
-        return generate_latest(self.registry)
+        return generate_latest(self.exposed)
 
     def observe_models(self, registry: ModelRegistry | None) -> None:
         """Records the served models (None: none, e.g. after shutdown)."""
@@ -154,9 +167,16 @@ class Metrics:
         self.batch_size.labels(model).observe(size)
 
     def measure_batches(self, registry: ModelRegistry) -> None:
-        """Makes every model's predictor record the batches it runs."""
+        """Makes every model record the batches ONNX Runtime runs.
+
+        The innermost runner is measured (a runner that wraps another, like a batcher, has it
+        as `runner`), so merged batches are counted as run, not as requested.
+        """
         for name, predictor in registry.predictors.items():
-            predictor.runner = MeasuredRunner(predictor.runner, self, name)
+            holder: Any = predictor
+            while hasattr(holder.runner, "runner"):
+                holder = holder.runner
+            holder.runner = MeasuredRunner(holder.runner, self, name)
 
 
 def record_prediction(request: Request, result: PredictResult) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,19 +103,28 @@ def server_process(
     shipped_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """`attnserve serve` in a subprocess on a free port of 127.0.0.1, serving the shipped models."""
+    with attnserve_serve(shipped_repository, tmp_path_factory.mktemp("server") / "log") as url:
+        yield url
+
+
+@contextmanager
+def attnserve_serve(repository: Path, log: Path, **env: str) -> Iterator[str]:
+    """Runs `attnserve serve` (with extra environment `env`) until the block ends; its URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    env = {
+    environment = {
         **os.environ,
-        "ATTNSERVE_MODEL_REPOSITORY": str(shipped_repository),
+        "ATTNSERVE_MODEL_REPOSITORY": str(repository),
         "ATTNSERVE_PORT": str(port),
         "ATTNSERVE_PROVIDERS": "cpu",
+        **env,
     }
     attnserve = str(Path(sys.executable).parent / "attnserve")
-    log = tmp_path_factory.mktemp("live-server") / "server.log"
     with log.open("wb") as stderr:
-        process = subprocess.Popen([attnserve, "serve"], env=env, cwd=REPO_ROOT, stderr=stderr)
+        process = subprocess.Popen(
+            [attnserve, "serve"], env=environment, cwd=REPO_ROOT, stderr=stderr
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

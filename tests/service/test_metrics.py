@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
-from tests.conftest import cpu_settings
+from tests.conftest import attnserve_serve, cpu_settings
 
 MODEL = "bilstm-additive"
 
@@ -122,3 +123,29 @@ def test_open_inference_protocol_predictions_are_counted_too(fresh_client: TestC
     assert value(found, "attnserve_batch_size_sum", model=MODEL) == 3
     stage = {"model": MODEL, "stage": "inference"}
     assert value(found, "attnserve_stage_duration_seconds_count", **stage) == 1
+
+
+def test_server_processes_sharing_a_multiprocess_directory_count_together(
+    shipped_repository: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    with (
+        attnserve_serve(shipped_repository, tmp_path / "one.log", **env) as one,
+        attnserve_serve(shipped_repository, tmp_path / "two.log", **env) as two,
+    ):
+        for url in (one, one, two):
+            assert httpx.post(f"{url}/v1/predict", json={"texts": ["good", "bad"]}).is_success
+        scraped = [httpx.get(f"{url}/metrics").text for url in (one, two)]
+
+    for text in scraped:
+        found = {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        ok = {"route": "/v1/predict", "model": MODEL, "status": "200"}
+        assert value(found, "attnserve_requests_total", **ok) == 3
+        assert value(found, "attnserve_texts_total", model=MODEL) == 6
+        assert value(found, "attnserve_models_loaded") == 1

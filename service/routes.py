@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from service.errors import ModelNotReady
+from service.metrics import CONTENT_TYPE, Metrics, record_prediction
 from service.predictor import PredictResult
 from service.registry import ModelRegistry
 from service.schemas import (
@@ -42,9 +43,9 @@ _PREDICT_ERRORS = _errors(404, 413, 422, 503)
 @router.post(
     "/v1/predict", response_model=PredictResponse, responses=_PREDICT_ERRORS, tags=["predict"]
 )
-async def predict(body: PredictRequest, registry: Registry) -> Response:
+async def predict(body: PredictRequest, registry: Registry, request: Request) -> Response:
     """Classify the sentiment of `text` or `texts` with the default model."""
-    return _json_with_timings(await registry.get().predict(body.all_texts()))
+    return _answered(await registry.get().predict(body.all_texts()), request)
 
 
 @router.post(
@@ -53,9 +54,11 @@ async def predict(body: PredictRequest, registry: Registry) -> Response:
     responses=_PREDICT_ERRORS,
     tags=["predict"],
 )
-async def predict_with(name: str, body: PredictRequest, registry: Registry) -> Response:
+async def predict_with(
+    name: str, body: PredictRequest, registry: Registry, request: Request
+) -> Response:
     """Classify the sentiment of `text` or `texts` with the named model."""
-    return _json_with_timings(await registry.get(name).predict(body.all_texts()))
+    return _answered(await registry.get(name).predict(body.all_texts()), request)
 
 
 @router.get("/v1/models", responses=_errors(503), tags=["models"])
@@ -82,7 +85,16 @@ async def readyz() -> Readiness:
     return Readiness()
 
 
-def _json_with_timings(result: PredictResult) -> Response:
+@router.get("/metrics", tags=["health"], response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests, latency, per-stage time, batch sizes, texts, tokens, models."""
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+def _answered(result: PredictResult, request: Request) -> Response:
+    """The response, with its stages' times in `Server-Timing` and in the metrics."""
+    record_prediction(request, result)
     # Our own typed response, serialised once by pydantic's JSON encoder: FastAPI would
     # otherwise validate it again against `response_model` and encode it in Python.
     timings = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in result.timings.items())

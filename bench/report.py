@@ -125,6 +125,27 @@ def startup_section(startup: dict[str, Any]) -> list[str]:
     ]
 
 
+def profile_section(profile: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### Where the event loop's time goes: `{profile['command']}`",
+        "",
+        _machine(profile),
+        "",
+        f"{profile['samples']} samples of the thread holding the GIL, each counted under the "
+        "innermost layer it was in:",
+        "",
+        "| layer | share |",
+        "|---|---:|",
+        *(f"| {name} | {share:.1%} |" for name, share in profile["layers"].items()),
+        "",
+        "| top functions (self time) | share |",
+        "|---|---:|",
+        *(f"| `{name}` | {share:.1%} |" for name, share in profile["top_functions"].items()),
+        "",
+    ]
+    return lines
+
+
 def tune_section(tune: dict[str, Any]) -> list[str]:
     lines = [
         "### Choosing the batching defaults",
@@ -226,6 +247,8 @@ def render() -> str:
         lines += inprocess_section(inprocess)
     if startup is not None:
         lines += startup_section(startup)
+    for path in sorted(RESULTS.glob("profile-*.json")):
+        lines += profile_section(json.loads(path.read_text()))
     for path in sorted(RESULTS.glob("tune*.json")):
         lines += tune_section(json.loads(path.read_text()))
     return "\n".join([*lines, END])

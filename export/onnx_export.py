@@ -23,6 +23,7 @@ import tokenizers
 import torch
 
 from export.graph import graph_module, graph_outputs
+from export.optimize import OptimizationLevel, describe, optimize_graph
 from export.parity import check_parity
 from export.spec import BATCH, OPSET, SEQUENCE, dynamic_axes, input_specs
 from models.checkpoint import Checkpoint, load_checkpoint
@@ -53,6 +54,7 @@ def export_run(
     version: str = "1",
     parity_sentences: list[str] | None = None,
     overwrite: bool = False,
+    optimize: OptimizationLevel | None = None,
 ) -> Path:
     """Exports, checks and writes `repository/name/version`; returns that directory."""
     target = repository / name / version
@@ -65,6 +67,12 @@ def export_run(
     graph, outputs = graph_module(checkpoint.model), graph_outputs(checkpoint.model)
     with _staging(repository) as staging:
         export_onnx(graph, checkpoint.config, outputs, staging / MODEL_FILE)
+        if optimize is not None:
+            # The optimised graph replaces the exported one, then faces the same parity check.
+            exported = staging / "exported.onnx"
+            (staging / MODEL_FILE).rename(exported)
+            optimize_graph(exported, staging / MODEL_FILE, optimize)
+            exported.unlink()
         parity = check_parity(
             graph,
             staging / MODEL_FILE,
@@ -79,7 +87,7 @@ def export_run(
             has_attention=ARCHITECTURES[checkpoint.config.architecture].has_attention,
         )
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
-        build_manifest(
+        manifest = build_manifest(
             checkpoint,
             encoder,
             parity,
@@ -88,7 +96,10 @@ def export_run(
             version=version,
             outputs=outputs,
             faithfulness=faithfulness,
-        ).write(staging)
+        )
+        if optimize is not None:
+            manifest = manifest.model_copy(update={"graph_optimization": describe(optimize)})
+        manifest.write(staging)
         _move_into_place(staging, target)
     return target
 

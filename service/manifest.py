@@ -115,6 +115,9 @@ class Manifest(BaseModel):
     faithfulness: FaithfulnessRecord | None = Field(
         default=None, description="absent in models exported before it was measured"
     )
+    graph_optimization: str | None = Field(
+        default=None, description="how model.onnx was optimised offline at export, if it was"
+    )
     files: dict[str, str] = Field(description="file name -> sha256, for every artifact file")
     libraries: dict[str, str]
     created_at: str

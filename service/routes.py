@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from service.errors import ModelNotReady
+from service.metrics import CONTENT_TYPE, Metrics, record_prediction
 from service.predictor import PredictResult
 from service.registry import ModelRegistry
 from service.schemas import (
@@ -20,7 +21,8 @@ from service.schemas import (
 )
 
 
-def _registry(request: Request) -> ModelRegistry:
+async def _registry(request: Request) -> ModelRegistry:
+    # async: a plain `def` dependency would cost a thread-pool hop on every request.
     registry: ModelRegistry | None = getattr(request.app.state, "registry", None)
     if registry is None:
         raise ModelNotReady()
@@ -38,19 +40,26 @@ router = APIRouter()
 _PREDICT_ERRORS = _errors(404, 413, 422, 503)
 
 
-@router.post("/v1/predict", responses=_PREDICT_ERRORS, tags=["predict"])
-async def predict(body: PredictRequest, registry: Registry, response: Response) -> PredictResponse:
+@router.post(
+    "/v1/predict", response_model=PredictResponse, responses=_PREDICT_ERRORS, tags=["predict"]
+)
+async def predict(body: PredictRequest, registry: Registry, request: Request) -> Response:
     """Classify the sentiment of `text` or `texts` with the default model."""
-    return _with_timings(await registry.get().predict(body.all_texts(), body.detail), response)
+    return _answered(await registry.get().predict(body.all_texts(), body.detail), request)
 
 
-@router.post("/v1/models/{name}/predict", responses=_PREDICT_ERRORS, tags=["predict"])
+@router.post(
+    "/v1/models/{name}/predict",
+    response_model=PredictResponse,
+    responses=_PREDICT_ERRORS,
+    tags=["predict"],
+)
 async def predict_with(
-    name: str, body: PredictRequest, registry: Registry, response: Response
-) -> PredictResponse:
+    name: str, body: PredictRequest, registry: Registry, request: Request
+) -> Response:
     """Classify the sentiment of `text` or `texts` with the named model."""
     predictor = registry.get(name)
-    return _with_timings(await predictor.predict(body.all_texts(), body.detail), response)
+    return _answered(await predictor.predict(body.all_texts(), body.detail), request)
 
 
 @router.get("/v1/models", responses=_errors(503), tags=["models"])
@@ -77,8 +86,21 @@ async def readyz() -> Readiness:
     return Readiness()
 
 
-def _with_timings(result: PredictResult, response: Response) -> PredictResponse:
-    response.headers["Server-Timing"] = ", ".join(
-        f"{stage};dur={ms:.3f}" for stage, ms in result.timings.items()
+@router.get("/metrics", tags=["health"], response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests, latency, per-stage time, batch sizes, texts, tokens, models."""
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+def _answered(result: PredictResult, request: Request) -> Response:
+    """The response, with its stages' times in `Server-Timing` and in the metrics."""
+    record_prediction(request, result)
+    # Our own typed response, serialised once by pydantic's JSON encoder: FastAPI would
+    # otherwise validate it again against `response_model` and encode it in Python.
+    timings = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in result.timings.items())
+    return Response(
+        result.response.model_dump_json(),
+        media_type="application/json",
+        headers={"Server-Timing": timings},
     )
-    return result.response

@@ -12,12 +12,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from service.auth import ApiKeyAuth, configured_digests
 from service.errors import StartupError, install_error_handlers
+from service.headers import SecurityHeaders
 from service.limits import BodySizeLimit
 from service.registry import ModelRegistry
 from service.routes import router
 from service.settings import Settings
+from service.timeout import RequestDeadline
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             extra={
                 "models": app.state.registry.names,
                 "default_model": app.state.registry.default_model,
+                "unavailable": sorted(app.state.registry.unavailable),
             },
         )
         yield
@@ -55,10 +60,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.registry = None
+    app.state.settings = settings
     app.include_router(router)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    add_middleware(app, settings)
     return app
+
+
+def add_middleware(app: FastAPI, settings: Settings) -> None:
+    """The request's path through the middleware, outermost first: security headers on
+    every answer, CORS (when origins are configured), the API key (when keys are), the
+    request deadline, the body-size limit; then the routes."""
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestDeadline, timeout_s=settings.request_timeout_s)
+    digests = configured_digests(settings)
+    if digests:
+        app.add_middleware(ApiKeyAuth, digests=digests)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(SecurityHeaders)
 
 
 class JsonLineFormatter(logging.Formatter):

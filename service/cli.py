@@ -158,18 +158,25 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.errors import StartupError
     from service.settings import Settings
 
     # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
     signal.signal(signal.SIGTERM, _exit_cleanly)
     overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        application = create_app(settings)
+    except StartupError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
     uvicorn.run(
-        create_app(settings),
+        application,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 

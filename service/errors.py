@@ -3,6 +3,8 @@
 ServiceError                 answered to the client as {"error": {code, message, details}}
 ├── InvalidRequest           422  the body is not valid JSON or does not fit the schema
 ├── EmptyText                422  a text has no tokens: nothing to classify
+├── MissingApiKey            401  API keys are configured and the request carries none
+├── InvalidApiKey            403  the request's API key is not one of them
 ├── NotFound                 404  no route for the path
 ├── ModelNotFound            404  no model of that name
 ├── MethodNotAllowed         405
@@ -11,6 +13,8 @@ ServiceError                 answered to the client as {"error": {code, message,
 ├── TextTooLong              413  a text longer than `max_text_chars`
 ├── BodyTooLarge             413  a body larger than `max_body_bytes`
 ├── ModelNotReady            503  models are not loaded (yet, or any more)
+├── ModelUnavailable         503  that model's artifact failed verification at startup
+├── RequestTimeout           503  the request took longer than `request_timeout_s`
 └── InternalError            500  our bug; the details stay in the server log
 
 StartupError                 the service cannot start; raised before serving anything
@@ -64,6 +68,22 @@ class EmptyText(ServiceError):
             else f"Texts at indices {', '.join(map(str, indices))} are empty or have"
         )
         super().__init__(f"{what} no tokens: there is nothing to classify.", {"indices": indices})
+
+
+class MissingApiKey(ServiceError):
+    status_code = 401
+    code = "missing_api_key"
+
+    def __init__(self) -> None:
+        super().__init__("This service needs an API key: send 'Authorization: Bearer <key>'.")
+
+
+class InvalidApiKey(ServiceError):
+    status_code = 403
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        super().__init__("The API key is not valid.")
 
 
 class NotFound(ServiceError):
@@ -130,8 +150,35 @@ class ModelNotReady(ServiceError):
     status_code = 503
     code = "model_not_ready"
 
-    def __init__(self) -> None:
-        super().__init__("Models are not loaded; try again shortly.")
+    def __init__(self, unavailable: list[str] | None = None) -> None:
+        if unavailable:
+            super().__init__(
+                f"Not ready: unavailable models {', '.join(unavailable)} (see GET /v1/models).",
+                {"unavailable": unavailable},
+            )
+        else:
+            super().__init__("Models are not loaded; try again shortly.")
+
+
+class ModelUnavailable(ServiceError):
+    status_code = 503
+    code = "model_unavailable"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(
+            f"Model '{name}' is unavailable: its artifact failed verification at startup.",
+            {"model": name, "reason": reason},
+        )
+
+
+class RequestTimeout(ServiceError):
+    status_code = 503
+    code = "request_timeout"
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(
+            f"The request took longer than the limit of {limit_s:g} s.", {"limit_s": limit_s}
+        )
 
 
 class InternalError(ServiceError):

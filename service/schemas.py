@@ -83,11 +83,20 @@ class ModelInfo(BaseModel):
     provider: str = Field(description="ONNX Runtime execution provider in use, e.g. CPU.")
 
 
+class UnavailableModel(BaseModel):
+    """A model whose artifact failed verification at startup: not served, and why."""
+
+    name: str
+    version: str
+    reason: str = Field(description="What failed, e.g. `tokenizer.json is missing`.")
+
+
 class ModelList(BaseModel):
-    """Every served model, and which one answers `POST /v1/predict`."""
+    """Every served model, which one answers `POST /v1/predict`, and any that are broken."""
 
     default_model: str
     models: list[ModelInfo]
+    unavailable: list[UnavailableModel] = Field(default_factory=list)
 
 
 class Health(BaseModel):

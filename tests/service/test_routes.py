@@ -157,7 +157,7 @@ def test_models_lists_the_manifest_public_part_and_the_provider(
     described = client.get(f"/v1/models/{name}")
 
     assert listed.status_code == 200
-    assert listed.json() == {"default_model": name, "models": [expected]}
+    assert listed.json() == {"default_model": name, "models": [expected], "unavailable": []}
     assert described.status_code == 200
     assert described.json() == expected
 

@@ -234,6 +234,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     error: ServiceError
     if exc.status_code == 404:
         error = NotFound(f"No route for {request.method} {request.url.path}.")
+    elif exc.status_code == 400:
+        # FastAPI's answer to a body that cannot even be decoded (e.g. invalid UTF-8).
+        error = InvalidRequest(f"body: Invalid JSON: {exc.detail}")
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.")
     else:

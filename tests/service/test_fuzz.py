@@ -1,0 +1,74 @@
+"""Property-based fuzzing of every route against the app's own OpenAPI schema (schemathesis).
+
+Each operation gets valid and invalid generated requests; every answer must be a non-5xx that
+conforms to the schema (status code, content type, headers, body). At the end the number of
+cases that ran is printed and must be at least MIN_CASES.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+
+from service.app import create_app
+from tests.conftest import REPO_ROOT, cpu_settings
+
+MIN_CASES = 1000
+EXAMPLES_PER_OPERATION = 500
+# A request that takes longer than this is a hang (inference on the shipped model takes ms).
+SLOWEST_ANSWER_S = 5.0
+
+CASES: Counter[str] = Counter()
+SHIPPED_REPOSITORY = REPO_ROOT / "model_repository"
+
+
+# Building the app runs nothing (the models load in its lifespan, entered below).
+APP = create_app(cpu_settings(SHIPPED_REPOSITORY, max_texts_per_request=8))
+# Schema-valid bodies the API refuses on purpose, each with a documented 4xx: a text without
+# tokens (422 empty_text), both or neither of text/texts (422: the schema cannot say "exactly
+# one"), a limit set at startup (413). Any 5xx, undocumented status or off-schema body fails.
+CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
+    {
+        "checks": {
+            "positive_data_acceptance": {"expected-statuses": ["2xx", "404", "413", "422"]},
+            "max_response_time": SLOWEST_ANSWER_S,
+        }
+    }
+)
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _models_loaded() -> Iterator[None]:
+    with TestClient(APP):
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_cases(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    total = sum(CASES.values())
+    per_operation = ", ".join(f"{name} {count}" for name, count in sorted(CASES.items()))
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    assert capture is not None
+    with capture.global_and_fixture_disabled():
+        print(f"\nfuzz: {total} cases over {len(CASES)} operations ({per_operation})")
+    assert total >= MIN_CASES, f"only {total} fuzz cases ran"
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_no_input_makes_the_api_fail_or_break_its_schema(case: schemathesis.Case[Any]) -> None:
+    case.call_and_validate()
+    CASES[f"{case.method} {case.path}"] += 1

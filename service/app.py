@@ -18,6 +18,7 @@ from service.auth import ApiKeyAuth, configured_digests
 from service.errors import StartupError, install_error_handlers
 from service.headers import SecurityHeaders
 from service.limits import BodySizeLimit
+from service.oip.routes import router as oip_router
 from service.registry import ModelRegistry
 from service.routes import router
 from service.settings import Settings
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = None
     app.state.settings = settings
     app.include_router(router)
+    app.include_router(oip_router)
     install_error_handlers(app)
     add_middleware(app, settings)
     return app

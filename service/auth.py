@@ -20,7 +20,8 @@ from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# Liveness and readiness, ours and the Open Inference Protocol's: probes carry no key.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 

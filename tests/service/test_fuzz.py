@@ -20,7 +20,7 @@ from service.app import create_app
 from tests.conftest import REPO_ROOT, cpu_settings
 
 MIN_CASES = 1000
-EXAMPLES_PER_OPERATION = 500
+EXAMPLES_PER_OPERATION = 200
 # A request that takes longer than this is a hang (inference on the shipped model takes ms).
 SLOWEST_ANSWER_S = 5.0
 
@@ -54,11 +54,15 @@ def _models_loaded() -> Iterator[None]:
 def _report_cases(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     total = sum(CASES.values())
-    per_operation = ", ".join(f"{name} {count}" for name, count in sorted(CASES.items()))
+    probes = sum(count for count in CASES.values() if count == 1)  # a wrong method: one probe
+    busiest = ", ".join(f"{name} {count}" for name, count in CASES.most_common(4))
     capture = request.config.pluginmanager.getplugin("capturemanager")
     assert capture is not None
     with capture.global_and_fixture_disabled():
-        print(f"\nfuzz: {total} cases over {len(CASES)} operations ({per_operation})")
+        print(
+            f"\nfuzz: {total} cases over {len(CASES)} method/path pairs "
+            f"({probes} of them wrong-method probes; most: {busiest})"
+        )
     assert total >= MIN_CASES, f"only {total} fuzz cases ran"
 
 

@@ -10,6 +10,7 @@ cannot carry them unescaped.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,20 +46,32 @@ TRICKY = [
 ]
 characters = st.characters(exclude_categories=["Cs"])
 texts = st.lists(st.one_of(st.text(characters, max_size=8), st.sampled_from(TRICKY))).map("".join)
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: CI runs the same 300 examples each time (a failure reproduces); explore more
+# locally with --hypothesis-seed=random.
+PROPERTY = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def check_invariants(text: str, item: EncodedText, max_tokens: int, full_count: int) -> None:
-    """Spans are in bounds, non-empty, in order and disjoint; only whitespace is left out."""
+    """Spans are in bounds, non-empty, in order and disjoint; only separators are left out."""
     assert len(item.ids) == len(item.offsets) == min(full_count, max_tokens)
     assert item.truncated == (full_count > max_tokens)
     previous_end = 0
     for start, end in item.offsets:
         assert previous_end <= start < end <= len(text), (item.offsets, len(text))
-        assert text[previous_end:start].isspace() or start == previous_end
+        assert all(map(_separates, text[previous_end:start])), text[previous_end:start]
         previous_end = end
     if not item.truncated:
-        assert text[previous_end:].isspace() or previous_end == len(text)
+        assert all(map(_separates, text[previous_end:])), text[previous_end:]
+
+
+def _separates(character: str) -> bool:
+    """Whitespace, or a character whose NFKD form holds some: U+00B4 is a space + U+0301."""
+    return any(c.isspace() for c in unicodedata.normalize("NFKD", character))
 
 
 def _full_count(model: LoadedModel, text: str) -> int:
@@ -114,8 +127,8 @@ def test_the_api_answers_any_text_with_tokens_that_are_its_spans(
     response = client.post("/v1/predict", json={"text": text})
 
     if response.status_code == 422:
-        assert response.json()["error"]["code"] == "empty_text"
-        assert text.isspace() or text == "" or not text.strip(" \t\n\r\x0b\x0c")
+        assert response.json()["error"]["code"] == "empty_text"  # only separators in it
+        assert all(map(_separates, text))
         return
     assert response.status_code == 200, response.text
     [prediction] = response.json()["predictions"]
@@ -133,7 +146,7 @@ def test_the_api_answers_a_one_megabyte_text_truncated(roomy: TestClient, text: 
     assert all(t["text"] == text[t["start"] : t["end"]] for t in prediction["tokens"])
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True)
 @given(
     before=st.text(characters),
     surrogate=st.characters(categories=["Cs"]),

@@ -159,6 +159,7 @@ def serve(
 
     from service.app import create_app
     from service.errors import StartupError
+    from service.server import DrainingServer
     from service.settings import Settings
 
     # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
@@ -170,7 +171,7 @@ def serve(
     except StartupError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from error
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
@@ -178,6 +179,10 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
+    server = DrainingServer(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's status for a failed startup
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

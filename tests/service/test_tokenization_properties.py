@@ -137,12 +137,17 @@ def test_the_api_answers_any_text_with_tokens_that_are_its_spans(
     assert sum(token["attention"] for token in prediction["tokens"]) == pytest.approx(1, abs=1e-4)
 
 
-@pytest.mark.parametrize("text", ["a" * 1_000_000, ("good \u0301\u200b " * 100_000)[:1_000_000]])
-def test_the_api_answers_a_one_megabyte_text_truncated(roomy: TestClient, text: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "truncated"),
+    [("a" * 1_000_000, False), (("good \u0301\u200b " * 100_000)[:1_000_000], True)],
+    ids=["one-word", "many-words"],
+)
+def test_the_api_answers_a_one_megabyte_text(roomy: TestClient, text: str, truncated: bool) -> None:
     response = roomy.post("/v1/predict", json={"text": text})
 
     assert response.status_code == 200
     [prediction] = response.json()["predictions"]
+    assert prediction["truncated"] is truncated
     assert all(t["text"] == text[t["start"] : t["end"]] for t in prediction["tokens"])
 
 

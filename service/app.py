@@ -18,8 +18,11 @@ from service.auth import ApiKeyAuth, configured_digests
 from service.errors import StartupError, install_error_handlers
 from service.headers import SecurityHeaders
 from service.limits import BodySizeLimit
+from service.metrics import Metrics, MetricsMiddleware
 from service.oip.routes import router as oip_router
+from service.page import install_page
 from service.registry import ModelRegistry
+from service.request_id import RequestIdFilter, RequestIdMiddleware
 from service.routes import router
 from service.settings import Settings
 from service.timeout import RequestDeadline
@@ -34,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The service, configured by `settings` (default: read from ATTNSERVE_* variables)."""
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except StartupError as exc:
             logger.error("startup_failed", extra={"reason": str(exc)})
             raise
+        metrics.measure_batches(app.state.registry)
+        metrics.observe_models(app.state.registry)
         logger.info(
             "ready",
             extra={
@@ -52,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         yield
         app.state.registry = None
+        metrics.observe_models(None)
         logger.info("stopped")
 
     app = FastAPI(
@@ -62,17 +69,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.registry = None
     app.state.settings = settings
+    app.state.metrics = metrics
     app.include_router(router)
     app.include_router(oip_router)
+    install_page(app)
     install_error_handlers(app)
-    add_middleware(app, settings)
+    add_middleware(app, settings, metrics)
     return app
 
 
-def add_middleware(app: FastAPI, settings: Settings) -> None:
-    """The request's path through the middleware, outermost first: security headers on
-    every answer, CORS (when origins are configured), the API key (when keys are), the
-    request deadline, the body-size limit; then the routes."""
+def add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """The request's path through the middleware, outermost first: the request id (so every
+    refusal is logged with it), security headers on every answer, metrics (refusals counted),
+    CORS (when origins are configured), the API key (when keys are), the request deadline,
+    the body-size limit; then the routes. The last added is the outermost."""
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestDeadline, timeout_s=settings.request_timeout_s)
     digests = configured_digests(settings)
@@ -85,7 +95,9 @@ def add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestIdMiddleware)
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -105,11 +117,15 @@ class JsonLineFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Sends the `service` loggers' events to stderr as JSON lines (idempotent)."""
+    """Sends the `service` loggers' events to stderr as JSON lines (idempotent).
+
+    Events logged while a request is answered carry its `request_id`.
+    """
     root = logging.getLogger("service")
     root.setLevel(level.upper())
     if not any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(JsonLineFormatter())
+        handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
     root.propagate = False

@@ -12,8 +12,10 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-# The API answers JSON only; the interactive docs page loads its script and styles from a CDN.
+# The API answers JSON only: it may load nothing. The page at / loads its own files and calls
+# the API on its own origin. The interactive docs load their script and styles from a CDN.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+PAGE_POLICY = "default-src 'self'; frame-ancestors 'none'"
 DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 
 
@@ -27,15 +29,18 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_docs = scope["path"] in DOCS_PATHS
+        path = scope["path"]
+        policy = None if path in DOCS_PATHS else API_POLICY
+        if path == "/" or path.startswith("/static/"):
+            policy = PAGE_POLICY
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
-                if not is_docs:
-                    headers.setdefault("Content-Security-Policy", API_POLICY)
+                if policy is not None:
+                    headers.setdefault("Content-Security-Policy", policy)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -42,6 +42,15 @@ class Outcome:
     retry_after: str | None = None
     error: str | None = None
 
+    @property
+    def kind(self) -> str:
+        """ok (200), rejected (429/503 with Retry-After: overload, as designed) or error."""
+        if self.status == 200:
+            return "ok"
+        if self.status in (429, 503) and self.retry_after is not None:
+            return "rejected"
+        return "error"
+
 
 @dataclass
 class Phase:
@@ -53,20 +62,17 @@ class Phase:
     outcomes: list[Outcome] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
 
-    def count(self, predicate: Callable[[Outcome], bool]) -> int:
-        return sum(1 for outcome in self.outcomes if predicate(outcome))
-
     @property
     def ok(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status == 200]
+        return [o for o in self.outcomes if o.kind == "ok"]
 
     @property
     def rejected(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status in (429, 503) and o.retry_after is not None]
+        return [o for o in self.outcomes if o.kind == "rejected"]
 
     @property
     def errors(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o not in self.ok and o not in self.rejected]
+        return [o for o in self.outcomes if o.kind == "error"]
 
     def summary(self) -> str:
         return (

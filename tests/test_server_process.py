@@ -7,16 +7,20 @@ A limit or a drain that holds in-process can fail behind Uvicorn, so each test h
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
-from bench.server_process import ServerProcess, serve
+from bench.server_process import ATTNSERVE, REPO_ROOT, ServerProcess, free_port, serve
 
 BODY = json.dumps({"texts": ["The battery life is great but the screen is awful"] * 8}).encode()
 
@@ -211,3 +215,33 @@ def _connection_refused(port: int) -> bool:
     except ConnectionRefusedError:
         return True
     return False
+
+
+def _serve_until_exit(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNSERVE_")}
+    env |= {"ATTNSERVE_PORT": str(free_port()), "ATTNSERVE_PROVIDERS": "cpu", **environment}
+    return subprocess.run(
+        [ATTNSERVE, "serve"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
+    )
+
+
+def test_a_repository_with_no_usable_model_fails_fast_with_the_reason(
+    shipped_model_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / shipped_model_dir.parent.name / shipped_model_dir.name
+    shutil.copytree(shipped_model_dir, broken)
+    (broken / "tokenizer.json").unlink()
+
+    done = _serve_until_exit({"ATTNSERVE_MODEL_REPOSITORY": str(tmp_path)})
+
+    assert done.returncode == 3
+    assert f"No usable model in {tmp_path}: {broken.parent.name}: tokenizer.json is missing" in (
+        done.stderr
+    )
+
+
+def test_an_unreadable_key_file_stops_serve_with_a_clear_message(tmp_path: Path) -> None:
+    done = _serve_until_exit({"ATTNSERVE_API_KEYS_FILE": str(tmp_path / "missing")})
+
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: ATTNSERVE_API_KEYS_FILE {tmp_path / 'missing'}: ")

@@ -147,3 +147,9 @@ def test_cors_is_off_unless_origins_are_configured(
     assert allowed.status_code == 200  # a preflight carries no credentials: it needs no key
     assert allowed.headers["access-control-allow-origin"] == origin
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_keys_do_not_show_in_the_settings_repr(shipped_repository: Path) -> None:
+    settings = cpu_settings(shipped_repository, api_keys=",".join(KEYS))
+
+    assert not any(key in repr(settings) or key in str(settings.model_dump()) for key in KEYS)

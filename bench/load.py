@@ -122,8 +122,11 @@ async def _send(client: httpx.AsyncClient, url: str, body: bytes) -> Outcome:
 
 
 def _client(max_connections: int) -> httpx.AsyncClient:
+    # Idle connections expire here before Uvicorn closes them (5 s): no request races a close.
     limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=2.0,
     )
     return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0))
 

@@ -204,7 +204,7 @@ def test_no_request_is_lost_or_cut_while_the_server_shuts_down() -> None:
     print(f"\nshutdown under load: {len(results)} requests: {counts}")
     failures = [r for r in results if r not in ("ok", "refused", "reset-unaccepted")]
     assert failures == []
-    assert results.count("ok") > 10
+    assert results.count("ok") >= 10
     assert "refused" in results  # the shutdown happened while requests were being sent
     assert status == 0
 

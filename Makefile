@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest lock audit clean
+.PHONY: run test lint typecheck pytest lock audit bench clean
 
 run: $(VENV)/.serve-installed
 	$(BIN)/attnserve serve
@@ -49,6 +49,11 @@ lock: | $(BIN)/python
 # Known vulnerabilities in the pinned serving packages (pip-audit; see .ci/audit).
 audit: $(VENV)/.dev-installed
 	BIN=$(BIN) .ci/audit
+
+# The benchmark suite (minutes; needs wrk, e.g. apt-get install wrk): writes BENCHMARKS.md.
+bench: $(VENV)/.dev-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

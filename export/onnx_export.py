@@ -22,6 +22,7 @@ import onnxruntime
 import tokenizers
 import torch
 
+from export.optimize import OptimizationLevel, describe, optimize_graph
 from export.parity import check_parity
 from export.spec import OPSET, dynamic_axes, input_specs, output_specs
 from models.checkpoint import Checkpoint, load_checkpoint
@@ -49,6 +50,7 @@ def export_run(
     version: str = "1",
     parity_sentences: list[str] | None = None,
     overwrite: bool = False,
+    optimize: OptimizationLevel | None = None,
 ) -> Path:
     """Exports, checks and writes `repository/name/version`; returns that directory."""
     target = repository / name / version
@@ -60,11 +62,18 @@ def export_run(
     sentences = parity_sentences if parity_sentences is not None else held_out_sentences(checkpoint)
     with _staging(repository) as staging:
         export_onnx(checkpoint.model, checkpoint.config, staging / MODEL_FILE)
+        if optimize is not None:
+            # The optimised graph replaces the exported one, then faces the same parity check.
+            exported = staging / "exported.onnx"
+            (staging / MODEL_FILE).rename(exported)
+            optimize_graph(exported, staging / MODEL_FILE, optimize)
+            exported.unlink()
         parity = check_parity(checkpoint.model, staging / MODEL_FILE, encoder, sentences)
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
-        build_manifest(checkpoint, encoder, parity, staging, name=name, version=version).write(
-            staging
-        )
+        manifest = build_manifest(checkpoint, encoder, parity, staging, name=name, version=version)
+        if optimize is not None:
+            manifest = manifest.model_copy(update={"graph_optimization": describe(optimize)})
+        manifest.write(staging)
         _move_into_place(staging, target)
     return target
 

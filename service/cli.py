@@ -13,6 +13,7 @@ the serving commands work on the serving install alone.
 
 from __future__ import annotations
 
+import os
 import signal
 import statistics
 from pathlib import Path
@@ -114,11 +115,27 @@ def export(
     version: Annotated[str, typer.Option(help="Model version.")] = "1",
     repository: Annotated[Path, typer.Option(help="Model repository.")] = DEFAULT_REPOSITORY,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing version.")] = False,
+    optimize: Annotated[
+        str | None,
+        typer.Option(
+            help="Save ONNX Runtime's optimised graph (basic or extended) instead of the "
+            "exported one; it is parity-checked against PyTorch like any export."
+        ),
+    ] = None,
 ) -> None:
     """Export a trained run to ONNX, check parity with PyTorch, write the model directory."""
     from export.onnx_export import export_run
 
-    model_dir = export_run(run_dir, repository, name=name, version=version, overwrite=overwrite)
+    if optimize not in (None, "basic", "extended"):
+        raise typer.BadParameter("--optimize takes basic or extended")
+    model_dir = export_run(
+        run_dir,
+        repository,
+        name=name,
+        version=version,
+        overwrite=overwrite,
+        optimize=optimize,  # type: ignore[arg-type]
+    )
     typer.echo(f"wrote {model_dir}")
 
 
@@ -157,6 +174,14 @@ def evaluate(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default ATTNSERVE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default ATTNSERVE_PORT).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes, each with its own copy of the models. Unless "
+            "ATTNSERVE_INTRA_OP_THREADS is set, each gets cores / workers ONNX Runtime threads.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the model repository over HTTP (settings from ATTNSERVE_* variables)."""
     import uvicorn
@@ -166,15 +191,34 @@ def serve(
     from service.server import DrainingServer
     from service.settings import Settings
 
-    # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
-    signal.signal(signal.SIGTERM, _exit_cleanly)
     overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    if workers > 1:
+        # Each worker builds its app from the environment: hand the overrides down that way.
+        os.environ.update(
+            {f"ATTNSERVE_{key.upper()}": str(value) for key, value in overrides.items()}
+        )
+        if settings.intra_op_threads == 0:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            os.environ["ATTNSERVE_INTRA_OP_THREADS"] = str(threads)
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
+        )
+        return
     try:
         application = create_app(settings)
     except StartupError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from error
+    # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     config = uvicorn.Config(
         application,
         host=settings.host,

@@ -18,6 +18,7 @@ ServiceError                 answered as {"error": {code, message, details}}, or
 ├── ModelNotReady            503  models are not loaded (yet, or any more)
 ├── ModelUnavailable         503  that model's artifact failed verification at startup
 ├── RequestTimeout           503  the request took longer than `request_timeout_s`
+├── Overloaded               503  the batching queue is full; Retry-After says when to retry
 └── InternalError            500  our bug; the details stay in the server log
 
 StartupError                 the service cannot start; raised before serving anything
@@ -50,6 +51,7 @@ class ServiceError(Exception):
 
     status_code: int = 500
     code: str = "internal_error"
+    headers: Mapping[str, str] | None = None
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -202,6 +204,19 @@ class RequestTimeout(ServiceError):
         )
 
 
+class Overloaded(ServiceError):
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, queued: int, limit: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"The server is busy: {queued} texts are waiting, the queue holds {limit}. "
+            f"Retry after {retry_after_s} s.",
+            {"queued": queued, "limit": limit, "retry_after_s": retry_after_s},
+        )
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
 class InternalError(ServiceError):
     status_code = 500
     code = "internal_error"
@@ -271,7 +286,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return _answer(request, exc)
+    return _answer(request, exc, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

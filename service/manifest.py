@@ -94,6 +94,9 @@ class Manifest(BaseModel):
     metrics: dict[str, float] = Field(description="e.g. validation_accuracy, test_accuracy")
     training: TrainingRecord
     parity: ParityRecord
+    graph_optimization: str | None = Field(
+        default=None, description="how model.onnx was optimised offline at export, if it was"
+    )
     files: dict[str, str] = Field(description="file name -> sha256, for every artifact file")
     libraries: dict[str, str]
     created_at: str

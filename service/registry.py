@@ -86,6 +86,11 @@ class ModelRegistry:
         """`all`: every model loaded; `any`: at least one did (there always is one)."""
         return policy == "any" or not self.unavailable
 
+    async def close(self) -> None:
+        """Stops every model's batcher."""
+        for predictor in self.predictors.values():
+            await predictor.close()
+
     def list_models(self) -> ModelList:
         return ModelList(
             default_model=self.default_model,

@@ -36,7 +36,8 @@ APP = create_app(cpu_settings(SHIPPED_REPOSITORY, max_texts_per_request=8))
 # Schema-valid bodies the API refuses on purpose, each with a documented 4xx: a text without
 # tokens (422 empty_text), both or neither of text/texts (422: the schema cannot say "exactly
 # one"), a limit set at startup (413), a /v2 binary body that is not an inference request
-# (400, the Open Inference Protocol's refusal). Any 5xx, undocumented status or off-schema body fails.
+# (400, the Open Inference Protocol's refusal). Any 5xx, undocumented status or off-schema
+# body fails.
 CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
     {
         "checks": {

@@ -13,7 +13,7 @@ import contextlib
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,24 +22,28 @@ import onnxruntime
 import tokenizers
 import torch
 
+from export.graph import graph_module, graph_outputs
 from export.optimize import OptimizationLevel, describe, optimize_graph
 from export.parity import check_parity
-from export.spec import OPSET, dynamic_axes, input_specs, output_specs
+from export.spec import BATCH, OPSET, SEQUENCE, dynamic_axes, input_specs
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.config import ModelConfig
 from models.data import load_sources, sha256_file, split_examples
-from models.registry import ARCHITECTURES
+from models.faithfulness import measure_faithfulness
+from models.registry import ARCHITECTURES, Exporter
 from service.manifest import (
     INPUT_NAMES,
     MODEL_FILE,
-    OUTPUT_NAMES,
     TOKENIZER_FILE,
+    FaithfulnessRecord,
     Manifest,
     ParityRecord,
+    TensorSpec,
 )
 from service.tokenization import TextEncoder
 
 EXAMPLE_LENGTHS = (5, 3)
+DYNAMO_OPSET = 18
 
 
 def export_run(
@@ -60,17 +64,39 @@ def export_run(
     encoder = TextEncoder.from_file(checkpoint.tokenizer_path, checkpoint.record.max_tokens)
     _check_run_consistency(checkpoint, encoder)
     sentences = parity_sentences if parity_sentences is not None else held_out_sentences(checkpoint)
+    graph, outputs = graph_module(checkpoint.model), graph_outputs(checkpoint.model)
     with _staging(repository) as staging:
-        export_onnx(checkpoint.model, checkpoint.config, staging / MODEL_FILE)
+        export_onnx(graph, checkpoint.config, outputs, staging / MODEL_FILE)
         if optimize is not None:
             # The optimised graph replaces the exported one, then faces the same parity check.
             exported = staging / "exported.onnx"
             (staging / MODEL_FILE).rename(exported)
             optimize_graph(exported, staging / MODEL_FILE, optimize)
             exported.unlink()
-        parity = check_parity(checkpoint.model, staging / MODEL_FILE, encoder, sentences)
+        parity = check_parity(
+            graph,
+            staging / MODEL_FILE,
+            encoder,
+            sentences,
+            output_names=[spec.name for spec in outputs],
+        )
+        faithfulness = measure_faithfulness(
+            checkpoint.model,
+            encoder,
+            sentences,
+            has_attention=ARCHITECTURES[checkpoint.config.architecture].has_attention,
+        )
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
-        manifest = build_manifest(checkpoint, encoder, parity, staging, name=name, version=version)
+        manifest = build_manifest(
+            checkpoint,
+            encoder,
+            parity,
+            staging,
+            name=name,
+            version=version,
+            outputs=outputs,
+            faithfulness=faithfulness,
+        )
         if optimize is not None:
             manifest = manifest.model_copy(update={"graph_optimization": describe(optimize)})
         manifest.write(staging)
@@ -78,8 +104,23 @@ def export_run(
     return target
 
 
-def export_onnx(model: torch.nn.Module, config: ModelConfig, path: Path) -> None:
-    """Writes the ONNX graph with dynamic batch and sequence axes, then checks it."""
+def export_onnx(
+    model: torch.nn.Module, config: ModelConfig, outputs: list[TensorSpec], path: Path
+) -> None:
+    """Writes the ONNX graph with dynamic batch and sequence axes with the architecture's
+    declared exporter, then checks it."""
+    exporter = ARCHITECTURES[config.architecture].exporter
+    EXPORTERS[exporter](model, _example_inputs(config), outputs, path)
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def _export_legacy(
+    model: torch.nn.Module,
+    example: tuple[torch.Tensor, torch.Tensor],
+    outputs: list[TensorSpec],
+    path: Path,
+) -> None:
+    """TorchScript tracing: keeps an nn.LSTM's sequence axis dynamic."""
     with warnings.catch_warnings():
         # the LSTMs start from zero states, which ONNX sizes per batch; parity checks that
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size")
@@ -91,15 +132,46 @@ def export_onnx(model: torch.nn.Module, config: ModelConfig, path: Path) -> None
         # reports success; the legacy TorchScript exporter keeps the axis dynamic
         torch.onnx.export(
             model,
-            _example_inputs(config),
+            example,
             str(path),
             input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes=dynamic_axes(config.num_labels),
+            output_names=[spec.name for spec in outputs],
+            dynamic_axes=dynamic_axes(outputs),
             opset_version=OPSET,
             dynamo=False,
         )
-    onnx.checker.check_model(str(path), full_check=True)
+
+
+def _export_dynamo(
+    model: torch.nn.Module,
+    example: tuple[torch.Tensor, torch.Tensor],
+    outputs: list[TensorSpec],
+    path: Path,
+) -> None:
+    """torch.export: symbolic batch and sequence sizes, where tracing would bake reshapes in."""
+    batch, sequence = torch.export.Dim(BATCH), torch.export.Dim(SEQUENCE)
+    axes = {0: batch, 1: sequence}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(None):
+        warnings.simplefilter("ignore")  # deprecation chatter of the exporter's own internals
+        program = torch.onnx.export(
+            model,
+            example,
+            input_names=list(INPUT_NAMES),
+            output_names=[spec.name for spec in outputs],
+            dynamic_shapes=(axes, axes),
+            opset_version=DYNAMO_OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+    if program is None:
+        raise RuntimeError("the dynamo exporter returned no program")
+    program.save(str(path))
+
+
+ExportFunction = Callable[
+    [torch.nn.Module, tuple[torch.Tensor, torch.Tensor], list[TensorSpec], Path], None
+]
+EXPORTERS: dict[Exporter, ExportFunction] = {"legacy": _export_legacy, "dynamo": _export_dynamo}
 
 
 def _example_inputs(config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,6 +204,8 @@ def build_manifest(
     *,
     name: str,
     version: str,
+    outputs: list[TensorSpec],
+    faithfulness: FaithfulnessRecord | None = None,
 ) -> Manifest:
     """The manifest of a model directory holding model.onnx and tokenizer.json."""
     info = ARCHITECTURES[checkpoint.config.architecture]
@@ -147,11 +221,12 @@ def build_manifest(
         pad_token_id=encoder.pad_id,
         unk_token_id=encoder.unk_id,
         inputs=input_specs(),
-        outputs=output_specs(len(record.labels)),
-        opset=OPSET,
+        outputs=outputs,
+        opset=_opset(model_dir / MODEL_FILE),
         metrics=record.metrics,
         training=record.training,
         parity=parity,
+        faithfulness=faithfulness,
         files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
         libraries={
             "torch": torch.__version__,
@@ -160,6 +235,15 @@ def build_manifest(
             "tokenizers": tokenizers.__version__,
         },
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _opset(path: Path) -> int:
+    """The graph's default-domain opset, as written (each exporter has its own)."""
+    return next(
+        int(entry.version)
+        for entry in onnx.load(str(path)).opset_import
+        if entry.domain in ("", "ai.onnx")
     )
 
 

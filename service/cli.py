@@ -51,9 +51,9 @@ def train(
     run_dir: Annotated[Path, typer.Option(help="Where the run is written.")] = Path(
         "runs/bilstm-additive"
     ),
-    architecture: Annotated[str, typer.Option(help="lstm, lstm-additive or bilstm-additive.")] = (
-        "bilstm-additive"
-    ),
+    architecture: Annotated[
+        str, typer.Option(help="An architecture of models/registry.py (README lists them).")
+    ] = ("bilstm-additive"),
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 13,
     seeds: Annotated[
         str | None,

@@ -5,6 +5,7 @@ ServiceError                 answered as {"error": {code, message, details}}, or
 ├── InvalidRequest           422  the body is not valid JSON or does not fit the schema
 ├── InvalidInferenceRequest  400  a /v2 inference request the protocol does not allow
 ├── EmptyText                422  a text has no tokens: nothing to classify
+├── DetailUnavailable        422  `detail` asked of a model that does not export it
 ├── MissingApiKey            401  API keys are configured and the request carries none
 ├── InvalidApiKey            403  the request's API key is not one of them
 ├── NotFound                 404  no route for the path
@@ -96,6 +97,18 @@ class InvalidApiKey(ServiceError):
 
     def __init__(self) -> None:
         super().__init__("The API key is not valid.")
+
+
+class DetailUnavailable(ServiceError):
+    status_code = 422
+    code = "detail_unavailable"
+
+    def __init__(self, detail: str, model: str) -> None:
+        super().__init__(
+            f"Model '{model}' has no '{detail}' output; the models listing '{detail}' "
+            "among their outputs in GET /v1/models can answer it.",
+            {"detail": detail, "model": model},
+        )
 
 
 class NotFound(ServiceError):

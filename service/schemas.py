@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.manifest import ParityRecord, TensorSpec
+from service.manifest import FaithfulnessRecord, ParityRecord, TensorSpec
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -44,6 +44,13 @@ class PredictRequest(BaseModel):
         description="Several texts, answered in the same order (at most `max_texts_per_request`).",
     )
 
+    detail: Literal["heads"] | None = Field(
+        default=None,
+        description="`heads`: also return every layer's and head's self-attention map over "
+        "the text's tokens, for models that have them (`GET /v1/models` lists `heads` among "
+        "their outputs).",
+    )
+
     @model_validator(mode="after")
     def _exactly_one(self) -> PredictRequest:
         if (self.text is None) == (self.texts is None):
@@ -74,6 +81,11 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] = Field(description="Label -> probability.")
     tokens: list[Token]
     truncated: bool = Field(description="True when the text had more than max_tokens tokens.")
+    heads: list[list[list[list[float]]]] | None = Field(
+        default=None,
+        description="Only with `detail: heads`: [layer][head][query token][key token] "
+        "self-attention weights over the text's tokens; each row sums to 1.",
+    )
 
 
 class PredictResponse(BaseModel):
@@ -98,6 +110,10 @@ class ModelInfo(BaseModel):
     outputs: list[TensorSpec]
     metrics: dict[str, float]
     parity: ParityRecord
+    faithfulness: FaithfulnessRecord | None = Field(
+        description="How far to trust the highlights: comprehensiveness of the most attended "
+        "tokens against random and gradient x input ones, on the test split."
+    )
     created_at: str
     provider: str = Field(description="ONNX Runtime execution provider in use, e.g. CPU.")
 

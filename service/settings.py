@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     """Directory of models as `<name>/<version>/`; the highest version of each is served."""
 
     default_model: str | None = None
-    """Model answering `POST /v1/predict`. None: the repository's only model."""
+    """Model answering `POST /v1/predict`. None: the one named in the repository's
+    `default_model.txt`, else the repository's only model."""
 
     providers: ProviderChoice = "auto"
     """ONNX Runtime execution provider. auto: TensorRT or CUDA when available, else CPU."""

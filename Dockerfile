@@ -24,14 +24,17 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 
-# Dependencies first, from pyproject.toml alone, so that a code change reuses this layer.
+# Dependencies first, from pyproject.toml and the lock alone, so that a code change reuses this
+# layer. requirements/serving.txt pins every serving package (see `make lock`).
 COPY pyproject.toml ./
+COPY requirements/serving.txt ./constraints.txt
 RUN python -c 'import re, sys, tomllib; \
 deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
 print("\n".join(re.sub(r"^onnxruntime(?=[<>=!~;\s]|$)", sys.argv[1], d) for d in deps))' \
         "${ONNXRUNTIME}" > requirements.txt \
     && cat requirements.txt \
-    && /opt/venv/bin/pip install --no-cache-dir --requirement requirements.txt
+    && /opt/venv/bin/pip install --no-cache-dir --constraint constraints.txt \
+        --requirement requirements.txt
 
 # The package itself, without dependencies: they are all in place. (The README is optional:
 # the glob lets the build go on without it, pyproject.toml makes the COPY's sources non-empty.)

@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest lock audit bench clean
 
 run: $(VENV)/.serve-installed
 	$(BIN)/attnserve serve
@@ -36,6 +36,19 @@ $(VENV)/.dev-installed: pyproject.toml client/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[train,dev]' -e ./client
 	touch $@ $(VENV)/.serve-installed
+
+# The serving install resolved in a clean virtualenv and pinned: the Docker build's constraints.
+lock: | $(BIN)/python
+	rm -rf $(VENV)/lock && $(PYTHON) -m venv $(VENV)/lock
+	$(VENV)/lock/bin/pip install --quiet .
+	{ sed -n '/^#/p' requirements/serving.txt; \
+	  $(VENV)/lock/bin/pip freeze --exclude-editable | grep -v '^attnserve'; } > requirements/serving.lock.tmp
+	mv requirements/serving.lock.tmp requirements/serving.txt
+	rm -rf $(VENV)/lock
+
+# Known vulnerabilities in the pinned serving packages (pip-audit; see .ci/audit).
+audit: $(VENV)/.dev-installed
+	BIN=$(BIN) .ci/audit
 
 # The benchmark suite (minutes; needs wrk, e.g. apt-get install wrk): writes BENCHMARKS.md.
 bench: $(VENV)/.dev-installed

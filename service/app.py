@@ -12,8 +12,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from service.auth import ApiKeyAuth, configured_digests
 from service.errors import StartupError, install_error_handlers
+from service.headers import SecurityHeaders
 from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
 from service.oip.routes import router as oip_router
@@ -22,6 +25,7 @@ from service.registry import ModelRegistry
 from service.request_id import RequestIdFilter, RequestIdMiddleware
 from service.routes import router
 from service.settings import Settings
+from service.timeout import RequestDeadline
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             extra={
                 "models": app.state.registry.names,
                 "default_model": app.state.registry.default_model,
+                "unavailable": sorted(app.state.registry.unavailable),
             },
         )
         yield
@@ -64,16 +69,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.registry = None
+    app.state.settings = settings
     app.state.metrics = metrics
     app.include_router(router)
     app.include_router(oip_router)
     install_page(app)
     install_error_handlers(app)
-    # The last added is the outermost: the id is set first, so refusals are counted and logged.
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestIdMiddleware)
+    add_middleware(app, settings, metrics)
     return app
+
+
+def add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """The request's path through the middleware, outermost first: the request id (so every
+    refusal is logged with it), security headers on every answer, metrics (refusals counted),
+    CORS (when origins are configured), the API key (when keys are), the request deadline,
+    the body-size limit; then the routes. The last added is the outermost."""
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestDeadline, timeout_s=settings.request_timeout_s)
+    digests = configured_digests(settings)
+    if digests:
+        app.add_middleware(ApiKeyAuth, digests=digests)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestIdMiddleware)
 
 
 class JsonLineFormatter(logging.Formatter):

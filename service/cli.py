@@ -187,6 +187,8 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.errors import StartupError
+    from service.server import DrainingServer
     from service.settings import Settings
 
     overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
@@ -207,17 +209,28 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
             access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
         return
+    try:
+        application = create_app(settings)
+    except StartupError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
     # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        create_app(settings),
+    config = uvicorn.Config(
+        application,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
+    server = DrainingServer(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's status for a failed startup
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

@@ -6,6 +6,8 @@ ServiceError                 answered as {"error": {code, message, details}}, or
 ├── InvalidInferenceRequest  400  a /v2 inference request the protocol does not allow
 ├── EmptyText                422  a text has no tokens: nothing to classify
 ├── DetailUnavailable        422  `detail` asked of a model that does not export it
+├── MissingApiKey            401  API keys are configured and the request carries none
+├── InvalidApiKey            403  the request's API key is not one of them
 ├── NotFound                 404  no route for the path
 ├── ModelNotFound            404  no model of that name
 ├── ModelVersionNotFound     404  the model is served at another version
@@ -15,6 +17,8 @@ ServiceError                 answered as {"error": {code, message, details}}, or
 ├── TextTooLong              413  a text longer than `max_text_chars`
 ├── BodyTooLarge             413  a body larger than `max_body_bytes`
 ├── ModelNotReady            503  models are not loaded (yet, or any more)
+├── ModelUnavailable         503  that model's artifact failed verification at startup
+├── RequestTimeout           503  the request took longer than `request_timeout_s`
 ├── Overloaded               503  the batching queue is full; Retry-After says when to retry
 └── InternalError            500  our bug; the details stay in the server log
 
@@ -77,6 +81,22 @@ class EmptyText(ServiceError):
             else f"Texts at indices {', '.join(map(str, indices))} are empty or have"
         )
         super().__init__(f"{what} no tokens: there is nothing to classify.", {"indices": indices})
+
+
+class MissingApiKey(ServiceError):
+    status_code = 401
+    code = "missing_api_key"
+
+    def __init__(self) -> None:
+        super().__init__("This service needs an API key: send 'Authorization: Bearer <key>'.")
+
+
+class InvalidApiKey(ServiceError):
+    status_code = 403
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        super().__init__("The API key is not valid.")
 
 
 class DetailUnavailable(ServiceError):
@@ -166,8 +186,35 @@ class ModelNotReady(ServiceError):
     status_code = 503
     code = "model_not_ready"
 
-    def __init__(self) -> None:
-        super().__init__("Models are not loaded; try again shortly.")
+    def __init__(self, unavailable: list[str] | None = None) -> None:
+        if unavailable:
+            super().__init__(
+                f"Not ready: unavailable models {', '.join(unavailable)} (see GET /v1/models).",
+                {"unavailable": unavailable},
+            )
+        else:
+            super().__init__("Models are not loaded; try again shortly.")
+
+
+class ModelUnavailable(ServiceError):
+    status_code = 503
+    code = "model_unavailable"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(
+            f"Model '{name}' is unavailable: its artifact failed verification at startup.",
+            {"model": name, "reason": reason},
+        )
+
+
+class RequestTimeout(ServiceError):
+    status_code = 503
+    code = "request_timeout"
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(
+            f"The request took longer than the limit of {limit_s:g} s.", {"limit_s": limit_s}
+        )
 
 
 class Overloaded(ServiceError):
@@ -265,6 +312,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     error: ServiceError
     if exc.status_code == 404:
         error = NotFound(f"No route for {request.method} {request.url.path}.")
+    elif exc.status_code == 400:
+        # FastAPI's answer to a body that cannot even be decoded (e.g. invalid UTF-8).
+        error = InvalidRequest(f"body: Invalid JSON: {exc.detail}")
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.")
     else:

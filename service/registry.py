@@ -10,11 +10,11 @@ import logging
 import time
 from pathlib import Path
 
-from service.artifact import load_artifact
-from service.errors import ArtifactError, ModelNotFound, RepositoryError
+from service.artifact import LoadedModel, load_artifact
+from service.errors import ArtifactError, ModelNotFound, ModelUnavailable, RepositoryError
 from service.predictor import Predictor
 from service.providers import SessionConfig
-from service.schemas import ModelList
+from service.schemas import ModelList, UnavailableModel
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -23,39 +23,58 @@ DEFAULT_MODEL_FILE = "default_model.txt"
 
 
 class ModelRegistry:
-    """The served models by name, and the default one."""
+    """The served models by name, the default one, and the models whose artifact is broken."""
 
-    def __init__(self, predictors: dict[str, Predictor], default_model: str) -> None:
+    def __init__(
+        self,
+        predictors: dict[str, Predictor],
+        default_model: str,
+        unavailable: dict[str, UnavailableModel] | None = None,
+    ) -> None:
         self.predictors = predictors
         self.default_model = default_model
+        self.unavailable = unavailable or {}
 
     @classmethod
     def load(cls, settings: Settings) -> ModelRegistry:
-        """Loads the highest version of every model; any problem is a StartupError."""
+        """Loads the highest version of every model; a broken one is set aside with its reason.
+
+        Raises RepositoryError when the layout is wrong or no model at all can be served.
+        """
         found = find_models(settings.model_repository)
         requested = settings.default_model or _declared_default(settings.model_repository)
         default_model = _default_model(requested, sorted(found))
         config = SessionConfig.from_settings(settings)
         predictors = {}
+        unavailable = {}
         for name, model_dir in found.items():
             start = time.perf_counter()
-            model = load_artifact(model_dir, config)
-            if (model.manifest.name, model.manifest.version) != (name, model_dir.name):
-                raise ArtifactError(
-                    f"{model_dir}: manifest says {model.manifest.name}/{model.manifest.version}, "
-                    f"the directory is {name}/{model_dir.name}"
+            try:
+                predictors[name] = Predictor(_load(name, model_dir, config), settings)
+            except ArtifactError as exc:
+                # The client sees the reason without the server's paths; the log has them.
+                reason = str(exc).replace(f"{model_dir}: ", "").replace(str(model_dir), ".")
+                unavailable[name] = UnavailableModel(
+                    name=name, version=model_dir.name, reason=reason
                 )
-            predictors[name] = Predictor(model, settings)
+                logger.error(
+                    "model_unavailable",
+                    extra={"model": name, "directory": str(model_dir), "reason": str(exc)},
+                )
+                continue
             logger.info(
                 "model_loaded",
                 extra={
                     "model": name,
-                    "version": model.manifest.version,
-                    "provider": model.provider,
+                    "version": model_dir.name,
+                    "provider": predictors[name].model.provider,
                     "load_ms": round((time.perf_counter() - start) * 1000.0, 1),
                 },
             )
-        return cls(predictors, default_model)
+        if not predictors:
+            reasons = "; ".join(f"{name}: {model.reason}" for name, model in unavailable.items())
+            raise RepositoryError(f"No usable model in {settings.model_repository}: {reasons}")
+        return cls(predictors, default_model, unavailable)
 
     @property
     def names(self) -> list[str]:
@@ -64,9 +83,15 @@ class ModelRegistry:
     def get(self, name: str | None = None) -> Predictor:
         """The named model's predictor; None: the default model's."""
         name = self.default_model if name is None else name
+        if name in self.unavailable:
+            raise ModelUnavailable(name, self.unavailable[name].reason)
         if name not in self.predictors:
             raise ModelNotFound(name, self.names)
         return self.predictors[name]
+
+    def is_ready(self, policy: str) -> bool:
+        """`all`: every model loaded; `any`: at least one did (there always is one)."""
+        return policy == "any" or not self.unavailable
 
     async def close(self) -> None:
         """Stops every model's batcher."""
@@ -77,7 +102,18 @@ class ModelRegistry:
         return ModelList(
             default_model=self.default_model,
             models=[self.predictors[name].info for name in self.names],
+            unavailable=[self.unavailable[name] for name in sorted(self.unavailable)],
         )
+
+
+def _load(name: str, model_dir: Path, config: SessionConfig) -> LoadedModel:
+    model = load_artifact(model_dir, config)
+    if (model.manifest.name, model.manifest.version) != (name, model_dir.name):
+        raise ArtifactError(
+            f"{model_dir}: manifest says {model.manifest.name}/{model.manifest.version}, "
+            f"the directory is {name}/{model_dir.name}"
+        )
+    return model
 
 
 def find_models(repository: Path) -> dict[str, Path]:

@@ -80,9 +80,11 @@ async def healthz() -> Health:
     return Health()
 
 
-@router.get("/readyz", responses=_errors(503), tags=["health"], dependencies=[Depends(_registry)])
-async def readyz() -> Readiness:
-    """Readiness: every model is loaded and verified."""
+@router.get("/readyz", responses=_errors(503), tags=["health"])
+async def readyz(registry: Registry, request: Request) -> Readiness:
+    """Readiness: the models are loaded and verified (every one, or at least one: the policy)."""
+    if not registry.is_ready(request.app.state.settings.readiness):
+        raise ModelNotReady(sorted(registry.unavailable))
     return Readiness()
 
 

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from service.manifest import FaithfulnessRecord, ParityRecord, TensorSpec
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_lone_surrogates(text: str) -> str:
+    """JSON may escape a lone surrogate (`"\\ud800"`), which is not a character: refuse it."""
+    found = _SURROGATE.search(text)
+    if found:
+        raise PydanticCustomError(
+            "lone_surrogate",
+            "Text has a lone surrogate U+{code} at index {index}, which is not a Unicode "
+            "character; send text as valid UTF-8 (a \\u escape pair must be high then low)",
+            {"code": f"{ord(found.group()):04X}", "index": found.start()},
+        )
+    return text
+
+
+InputText = Annotated[str, AfterValidator(_no_lone_surrogates)]
 
 
 class PredictRequest(BaseModel):
@@ -18,8 +37,8 @@ class PredictRequest(BaseModel):
         json_schema_extra={"examples": [{"text": "Loved it!"}, {"texts": ["Great.", "Awful."]}]},
     )
 
-    text: str | None = Field(default=None, description="One text to classify.")
-    texts: list[str] | None = Field(
+    text: InputText | None = Field(default=None, description="One text to classify.")
+    texts: list[InputText] | None = Field(
         default=None,
         min_length=1,
         description="Several texts, answered in the same order (at most `max_texts_per_request`).",
@@ -99,11 +118,20 @@ class ModelInfo(BaseModel):
     provider: str = Field(description="ONNX Runtime execution provider in use, e.g. CPU.")
 
 
+class UnavailableModel(BaseModel):
+    """A model whose artifact failed verification at startup: not served, and why."""
+
+    name: str
+    version: str
+    reason: str = Field(description="What failed, e.g. `tokenizer.json is missing`.")
+
+
 class ModelList(BaseModel):
-    """Every served model, and which one answers `POST /v1/predict`."""
+    """Every served model, which one answers `POST /v1/predict`, and any that are broken."""
 
     default_model: str
     models: list[ModelInfo]
+    unavailable: list[UnavailableModel] = Field(default_factory=list)
 
 
 class Health(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
@@ -58,6 +58,24 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     """Largest request body accepted, checked before parsing (413 above)."""
+
+    readiness: Literal["all", "any"] = "all"
+    """`/readyz` policy: `all`: ready when every model loaded; `any`: when at least one did."""
+
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    """Longest a request may take before it is answered 503 `request_timeout`."""
+
+    shutdown_grace_s: int = Field(default=30, ge=0)
+    """On SIGTERM, how long in-flight requests may run on before they are cut."""
+
+    api_keys: SecretStr | None = None
+    """Comma-separated API keys; when set (or `api_keys_file`), every route but health needs one."""
+
+    api_keys_file: Path | None = None
+    """File of sha256 hex digests of API keys, one a line (`#` comments): keys never on disk."""
+
+    cors_origins: list[str] = []
+    """Origins browsers may call from, as a JSON list (`["https://a.example"]`); empty: CORS off."""
 
     batching: bool = True
     """Merge concurrent requests' texts into shared ONNX Runtime calls (service/batching.py)."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from service.errors import InvalidInferenceRequest
+from service.errors import InvalidInferenceRequest, ModelNotReady
 from service.metrics import record_prediction
 from service.oip import binary, dataplane
 from service.oip.schemas import (
@@ -56,8 +56,10 @@ async def server_live() -> ServerLive:
 
 
 @router.get("/health/ready", responses=_errors(503))
-async def server_ready(_loaded: Registry) -> ServerReady:
-    """Readiness: every model is loaded and verified."""
+async def server_ready(registry: Registry, request: Request) -> ServerReady:
+    """Readiness: the models are loaded and verified (every one, or at least one: the policy)."""
+    if not registry.is_ready(request.app.state.settings.readiness):
+        raise ModelNotReady(sorted(registry.unavailable))
     return ServerReady()
 
 

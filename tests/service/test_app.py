@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.errors import ArtifactError, ProviderUnavailable
+from service.errors import ProviderUnavailable, RepositoryError
 from service.providers import CUDA
 from tests.conftest import REPO_ROOT, cpu_settings
 
@@ -46,12 +46,19 @@ def test_before_the_models_are_loaded_the_app_is_alive_but_not_ready(
         assert (response.status_code, response.json()) == (503, not_ready)
 
 
-def test_a_broken_artifact_stops_startup_with_its_reason(model_copy: Path) -> None:
+def test_a_repository_whose_only_model_is_broken_stops_startup_with_its_reason(
+    model_copy: Path,
+) -> None:
     (model_copy / "tokenizer.json").unlink()
     app = create_app(cpu_settings(model_copy.parent.parent))
 
-    with pytest.raises(ArtifactError, match=r"tokenizer\.json is missing"), TestClient(app):
+    with pytest.raises(RepositoryError) as raised, TestClient(app):
         pass
+
+    assert str(raised.value) == (
+        f"No usable model in {model_copy.parent.parent}: "
+        f"{model_copy.parent.name}: tokenizer.json is missing"
+    )
 
 
 @pytest.mark.skipif(CUDA in ort.get_available_providers(), reason="this ONNX Runtime has CUDA")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import ArtifactError, ModelNotFound, RepositoryError
+from service.errors import ModelNotFound, RepositoryError
 from service.registry import ModelRegistry
 from tests.conftest import cpu_settings
 
@@ -106,11 +106,11 @@ def test_a_manifest_that_disagrees_with_its_directory_is_an_error(
     _place(shipped_model_dir, tmp_path, "alpha", "1")
     (tmp_path / "alpha").rename(tmp_path / "beta")
 
-    with pytest.raises(ArtifactError) as raised:
+    with pytest.raises(RepositoryError) as raised:
         ModelRegistry.load(cpu_settings(tmp_path))
 
     assert str(raised.value) == (
-        f"{tmp_path / 'beta' / '1'}: manifest says alpha/1, the directory is beta/1"
+        f"No usable model in {tmp_path}: beta: manifest says alpha/1, the directory is beta/1"
     )
 
 

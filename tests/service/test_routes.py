@@ -159,6 +159,7 @@ def test_models_lists_the_manifest_public_part_and_the_provider(
     assert listed.status_code == 200
     assert listed.json()["default_model"] == name
     assert expected in listed.json()["models"]
+    assert listed.json()["unavailable"] == []
     assert described.status_code == 200
     assert described.json() == expected
 

@@ -1,0 +1,95 @@
+"""`attnserve serve` as a child process on 127.0.0.1: started, waited for, measured, stopped.
+
+Shared by the reliability scripts (bench/overload.py, bench/soak.py) and the tests that must
+see the real server behind Uvicorn (limits, deadlines, shutdown, overload).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its URL, port and process."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process, from /proc (Linux)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS line")
+
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        """Sends SIGTERM and waits; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout_s)
+
+
+@contextmanager
+def serve(
+    environment: Mapping[str, str] | None = None,
+    ready_timeout_s: float = 60.0,
+    stderr: int | None = subprocess.DEVNULL,
+) -> Iterator[ServerProcess]:
+    """Starts `attnserve serve` on a free port with ATTNSERVE_* `environment`, waits for /readyz.
+
+    Leaves the process stopped (SIGTERM, then SIGKILL after 60 s) however the block ends.
+    """
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ATTNSERVE_")},
+        "ATTNSERVE_HOST": "127.0.0.1",
+        "ATTNSERVE_PORT": str(port),
+        "ATTNSERVE_PROVIDERS": "cpu",
+        **(environment or {}),
+    }
+    process = subprocess.Popen(
+        [ATTNSERVE, "serve"], env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr
+    )
+    server = ServerProcess(f"http://127.0.0.1:{port}", port, process)
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"attnserve serve exited with {process.returncode} at startup")
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"attnserve serve not ready within {ready_timeout_s} s")
+            time.sleep(0.05)
+        yield server
+    finally:
+        try:
+            server.terminate()
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

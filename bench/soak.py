@@ -1,0 +1,91 @@
+"""Soak: a steady 70% of capacity for a long while; no errors, and memory that stays put.
+
+    .venv/bin/python -m bench.soak [--seconds 600] [--load 0.7] [--max-rss-growth-mb 50]
+
+Starts `attnserve serve` on 127.0.0.1, measures the rate it sustains (closed loop), then
+offers LOAD times that rate (open loop) for SECONDS, sampling the server's RSS twice a
+second. RSS growth is measured from the end of the first tenth of the run (allocator
+arenas and caches fill up first) to the end. Exits 1 on any error or growth over the bound.
+Prints the figures and writes bench/results/soak.md. tests/test_soak.py runs a short one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import dataclass
+
+from bench.load import Phase, closed_loop, open_loop, request_body
+from bench.overload import write_results
+from bench.server_process import ServerProcess, serve
+
+MB = 1024 * 1024
+TEXTS_PER_REQUEST = 8
+
+
+@dataclass
+class SoakRun:
+    capacity: Phase
+    soak: Phase
+
+    @property
+    def rss_growth_mb(self) -> float:
+        samples = self.soak.rss_mb
+        return samples[-1] - samples[len(samples) // 10]
+
+    def lines(self) -> list[str]:
+        samples = self.soak.rss_mb
+        return [
+            f"requests of {TEXTS_PER_REQUEST} texts",
+            self.capacity.summary(),
+            self.soak.summary(),
+            f"server RSS after the first tenth {samples[len(samples) // 10]:.1f} MB, "
+            f"at the end {samples[-1]:.1f} MB, max {max(samples):.1f} MB: "
+            f"growth {self.rss_growth_mb:+.1f} MB over {len(samples)} samples",
+        ]
+
+
+def run(seconds: float, load: float, capacity_seconds: float = 5.0) -> SoakRun:
+    with serve() as server:
+        return asyncio.run(_phases(server, seconds, load, capacity_seconds))
+
+
+async def _phases(server: ServerProcess, seconds: float, load: float, capacity_s: float) -> SoakRun:
+    url = f"{server.url}/v1/predict"
+    body = request_body(TEXTS_PER_REQUEST)
+    await closed_loop(url, body, concurrency=2, seconds=1.0)  # warm up
+    capacity = await closed_loop(url, body, concurrency=8, seconds=capacity_s)
+
+    def rss() -> float:
+        return server.rss_bytes() / MB
+
+    soak = await open_loop(
+        f"soak at {load:.0%}", url, body, load * capacity.offered_rps, seconds, rss
+    )
+    return SoakRun(capacity, soak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=600.0)
+    parser.add_argument("--load", type=float, default=0.7, help="fraction of the measured capacity")
+    parser.add_argument("--max-rss-growth-mb", type=float, default=50.0)
+    args = parser.parse_args()
+    result = run(args.seconds, args.load)
+    passed = not result.soak.errors and not result.soak.rejected
+    passed = passed and result.rss_growth_mb <= args.max_rss_growth_mb
+    lines = [
+        *result.lines(),
+        f"{'PASS' if passed else 'FAIL'}: {len(result.soak.errors)} errors, "
+        f"{len(result.soak.rejected)} rejected, RSS growth {result.rss_growth_mb:+.1f} MB "
+        f"(bound {args.max_rss_growth_mb:g} MB)",
+    ]
+    for line in lines:
+        print(line)
+    print(f"wrote {write_results('soak', 'Soak', lines)}")
+    sys.exit(0 if passed else 1)
+
+
+if __name__ == "__main__":
+    main()

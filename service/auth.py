@@ -1,0 +1,97 @@
+"""Optional API keys: with keys configured, every route but liveness/readiness needs one.
+
+Keys are held only as sha256 digests (from `ATTNSERVE_API_KEYS`, hashed at startup, or from
+`ATTNSERVE_API_KEYS_FILE`, which holds digests), and a presented key is hashed and compared
+with every digest in constant time. Neither a key nor its digest is ever logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from pathlib import Path
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.errors import InvalidApiKey, MissingApiKey, ServiceError, StartupError, error_response
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Liveness and readiness, ours and the Open Inference Protocol's: probes carry no key.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def key_digest(key: str) -> str:
+    """The sha256 hex digest of `key`, as a key file lists it."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def configured_digests(settings: Settings) -> list[str]:
+    """Digests of every configured key; empty when API keys are off."""
+    digests = []
+    if settings.api_keys is not None:
+        keys = [key.strip() for key in settings.api_keys.get_secret_value().split(",")]
+        digests += [key_digest(key) for key in keys if key]
+    if settings.api_keys_file is not None:
+        digests += read_digests(settings.api_keys_file)
+    return digests
+
+
+def read_digests(path: Path) -> list[str]:
+    """Lines of sha256 hex digests; blank lines and `#` comments are skipped."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise StartupError(f"ATTNSERVE_API_KEYS_FILE {path}: cannot read it: {exc}") from exc
+    digests = []
+    for number, line in enumerate(lines, start=1):
+        entry = line.split("#", 1)[0].strip().lower()
+        if not entry:
+            continue
+        if not _DIGEST.fullmatch(entry):
+            raise StartupError(
+                f"ATTNSERVE_API_KEYS_FILE {path}, line {number}: expected a sha256 hex digest "
+                "(64 hex characters), e.g. from `printf %s KEY | sha256sum`"
+            )
+        digests.append(entry)
+    if not digests:
+        raise StartupError(f"ATTNSERVE_API_KEYS_FILE {path} lists no key digests")
+    return digests
+
+
+class ApiKeyAuth:
+    """Pure ASGI middleware: 401 without `Authorization: Bearer <key>`, 403 with a wrong key."""
+
+    def __init__(self, app: ASGIApp, digests: list[str]) -> None:
+        self.app = app
+        self.digests = [bytes.fromhex(digest) for digest in digests]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        error = self._check(dict(scope["headers"]).get(b"authorization"))
+        if error is None:
+            await self.app(scope, receive, send)
+            return
+        logger.info(
+            "request_rejected",
+            extra={"path": scope["path"], "status": error.status_code, "code": error.code},
+        )
+        await error_response(error, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+
+    def _check(self, header: bytes | None) -> ServiceError | None:
+        scheme, _, key = (header or b"").partition(b" ")
+        key = key.strip()
+        if scheme.lower() != b"bearer" or not key:
+            return MissingApiKey()
+        presented = hashlib.sha256(key).digest()
+        # Every digest is compared, so the time taken does not depend on which one matched.
+        matched = False
+        for digest in self.digests:
+            matched |= hmac.compare_digest(presented, digest)
+        return None if matched else InvalidApiKey()

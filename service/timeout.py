@@ -1,0 +1,49 @@
+"""A deadline on every request: past `request_timeout_s` it is answered 503 `request_timeout`.
+
+The clock runs from the first byte the app sees, so a body that trickles in counts too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import RequestTimeout, error_response
+
+logger = logging.getLogger(__name__)
+
+
+class RequestDeadline:
+    """Pure ASGI middleware. A response already under way when time runs out is cut short."""
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        deadline = asyncio.timeout(self.timeout_s)
+        try:
+            async with deadline:
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            error = RequestTimeout(self.timeout_s)
+            logger.warning(
+                "request_timeout",
+                extra={"path": scope["path"], "limit_s": self.timeout_s, "started": started},
+            )
+            if not started:
+                await error_response(error, {"Retry-After": "1"})(scope, receive, send)

@@ -118,8 +118,9 @@ def startup_section(startup: dict[str, Any]) -> list[str]:
         "",
         _machine(startup),
         "",
-        f"Median of {len(startup['runs'])} launches of `attnserve serve` (one worker, the "
-        f"default model): ready after **{m['ready_s']:.2f} s**, first successful prediction "
+        f"Median of {len(startup['runs'])} launches of `attnserve serve` (one worker, "
+        f"every model of the shipped repository): ready after **{m['ready_s']:.2f} s**, "
+        "first successful prediction "
         f"after **{m['first_prediction_s']:.2f} s** (of which the server used "
         f"{m.get('cpu_s', float('nan')):.2f} s of CPU), resident memory after it "
         f"**{m['rss_mb']:.0f} MB**.",

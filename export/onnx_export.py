@@ -23,10 +23,11 @@ import tokenizers
 import torch
 
 from export.parity import check_parity
-from export.spec import OPSET, dynamic_axes, input_specs, output_specs
+from export.quantize import compare_int8, quantize_int8
+from export.spec import DYNAMO_OPSET, MAX_SEQUENCE, OPSET, dynamic_axes, input_specs, output_specs
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.config import ModelConfig
-from models.data import load_sources, sha256_file, split_examples
+from models.data import Example, first_per_source, load_sources, sha256_file, split_examples
 from models.registry import ARCHITECTURES
 from service.manifest import (
     INPUT_NAMES,
@@ -35,10 +36,12 @@ from service.manifest import (
     TOKENIZER_FILE,
     Manifest,
     ParityRecord,
+    QuantizationRecord,
 )
 from service.tokenization import TextEncoder
 
 EXAMPLE_LENGTHS = (5, 3)
+FP32_FILE = "model.fp32.onnx"  # the graph int8 is quantised from; not part of the artifact
 
 
 def export_run(
@@ -49,8 +52,15 @@ def export_run(
     version: str = "1",
     parity_sentences: list[str] | None = None,
     overwrite: bool = False,
+    int8: bool = False,
+    max_accuracy_drop: float = 0.005,
+    min_agreement: float = 0.99,
 ) -> Path:
-    """Exports, checks and writes `repository/name/version`; returns that directory."""
+    """Exports, checks and writes `repository/name/version`; returns that directory.
+
+    With `int8`, the served model.onnx is the dynamic int8 quantisation of the checked fp32
+    graph, compared with it on the run's test split (export/quantize.py) and recorded.
+    """
     target = repository / name / version
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
@@ -59,18 +69,44 @@ def export_run(
     _check_run_consistency(checkpoint, encoder)
     sentences = parity_sentences if parity_sentences is not None else held_out_sentences(checkpoint)
     with _staging(repository) as staging:
-        export_onnx(checkpoint.model, checkpoint.config, staging / MODEL_FILE)
-        parity = check_parity(checkpoint.model, staging / MODEL_FILE, encoder, sentences)
+        fp32_path = staging / (FP32_FILE if int8 else MODEL_FILE)
+        opset = export_onnx(checkpoint.model, checkpoint.config, fp32_path)
+        parity = check_parity(checkpoint.model, fp32_path, encoder, sentences)
+        quantization = None
+        if int8:
+            quantize_int8(fp32_path, staging / MODEL_FILE)
+            test = held_out_examples(checkpoint)
+            quantization = compare_int8(
+                fp32_path,
+                staging / MODEL_FILE,
+                encoder,
+                [example.text for example in test],
+                [example.label for example in test],
+                max_accuracy_drop=max_accuracy_drop,
+                min_agreement=min_agreement,
+            )
+            fp32_path.unlink()
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
-        build_manifest(checkpoint, encoder, parity, staging, name=name, version=version).write(
-            staging
-        )
+        build_manifest(
+            checkpoint,
+            encoder,
+            parity,
+            staging,
+            name=name,
+            version=version,
+            opset=opset,
+            quantization=quantization,
+        ).write(staging)
         _move_into_place(staging, target)
     return target
 
 
-def export_onnx(model: torch.nn.Module, config: ModelConfig, path: Path) -> None:
-    """Writes the ONNX graph with dynamic batch and sequence axes, then checks it."""
+def export_onnx(model: torch.nn.Module, config: ModelConfig, path: Path) -> int:
+    """Writes the ONNX graph with dynamic batch and sequence axes, checks it; returns its opset."""
+    if ARCHITECTURES[config.architecture].exporter == "dynamo":
+        _export_dynamo(model, config, path)
+        onnx.checker.check_model(str(path), full_check=True)
+        return DYNAMO_OPSET
     with warnings.catch_warnings():
         # the LSTMs start from zero states, which ONNX sizes per batch; parity checks that
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size")
@@ -91,6 +127,29 @@ def export_onnx(model: torch.nn.Module, config: ModelConfig, path: Path) -> None
             dynamo=False,
         )
     onnx.checker.check_model(str(path), full_check=True)
+    return OPSET
+
+
+def _export_dynamo(model: torch.nn.Module, config: ModelConfig, path: Path) -> None:
+    """torch.export's graph, with the batch and sequence axes declared dynamic."""
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=MAX_SEQUENCE)
+    axes = {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        program = torch.onnx.export(
+            model,
+            _example_inputs(config),
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes=axes,
+            opset_version=DYNAMO_OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+    if program is None:
+        raise RuntimeError("the dynamo exporter returned no program")
+    program.save(str(path))
 
 
 def _example_inputs(config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,13 +165,19 @@ def _example_inputs(config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def held_out_sentences(checkpoint: Checkpoint) -> list[str]:
-    """The run's test split, rebuilt from its recorded data files and split seed."""
+    """The texts of the run's test split."""
+    return [example.text for example in held_out_examples(checkpoint)]
+
+
+def held_out_examples(checkpoint: Checkpoint) -> list[Example]:
+    """The run's test split, rebuilt from its recorded data files, cut and split seed."""
     training = checkpoint.record.training
-    loaded = load_sources([Path(data.path) for data in training.data])
-    split = split_examples(
-        loaded.examples, seed=training.split.seed, fractions=training.split.fractions
-    )
-    return [example.text for example in split.test]
+    examples = load_sources([Path(data.path) for data in training.data]).examples
+    limit = training.hyperparameters.get("limit_per_source")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        examples = first_per_source(examples, limit)
+    split = split_examples(examples, seed=training.split.seed, fractions=training.split.fractions)
+    return split.test
 
 
 def build_manifest(
@@ -123,6 +188,8 @@ def build_manifest(
     *,
     name: str,
     version: str,
+    opset: int = OPSET,
+    quantization: QuantizationRecord | None = None,
 ) -> Manifest:
     """The manifest of a model directory holding model.onnx and tokenizer.json."""
     info = ARCHITECTURES[checkpoint.config.architecture]
@@ -137,12 +204,15 @@ def build_manifest(
         max_tokens=record.max_tokens,
         pad_token_id=encoder.pad_id,
         unk_token_id=encoder.unk_id,
+        tokenization=encoder.tokenization,
+        special_tokens=encoder.special_tokens,
         inputs=input_specs(),
         outputs=output_specs(len(record.labels)),
-        opset=OPSET,
+        opset=opset,
         metrics=record.metrics,
         training=record.training,
         parity=parity,
+        quantization=quantization,
         files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
         libraries={
             "torch": torch.__version__,

@@ -9,6 +9,9 @@ from __future__ import annotations
 from service.manifest import INPUT_NAMES, OUTPUT_NAMES, TensorSpec
 
 OPSET = 17
+# the dynamo exporter's oldest opset; and the longest sequence torch.export may assume
+DYNAMO_OPSET = 18
+MAX_SEQUENCE = 512
 BATCH = "batch"
 SEQUENCE = "sequence"
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 from models.classifiers import (
     BiLSTMAttentionClassifier,
@@ -12,6 +14,7 @@ from models.classifiers import (
     SentimentClassifier,
 )
 from models.config import ModelConfig
+from models.minilm import MiniLMAttentionClassifier, pretrained_dir
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,14 @@ class ArchitectureInfo:
     builder: Callable[[ModelConfig], SentimentClassifier]
     description: str
     has_attention: bool
+    # torch.onnx.export's two paths: dynamo=False keeps an nn.LSTM's time axis dynamic
+    exporter: Literal["legacy", "dynamo"] = "legacy"
+    # the longest input it can read (a pretrained encoder's position embeddings); None: any
+    max_positions: int | None = None
+    # a pretrained tokenizer.json to use as is; None: train a word-level one on the split
+    pretrained_tokenizer: Callable[[], Path] | None = None
+    # TrainConfig fields this architecture trains with unless told otherwise
+    training_defaults: dict[str, float | int | str] = field(default_factory=dict)
 
 
 ARCHITECTURES: dict[str, ArchitectureInfo] = {
@@ -47,6 +58,31 @@ ARCHITECTURES: dict[str, ArchitectureInfo] = {
             "additive attention score_t = v.tanh(W h_t + b)."
         ),
         has_attention=True,
+    ),
+    "minilm-attention": ArchitectureInfo(
+        builder=MiniLMAttentionClassifier,
+        description=(
+            "Pretrained all-MiniLM-L6-v2 encoder (6 layers, 12 heads, 384 dims) fine-tuned "
+            "with an additive attention-pooling head score_t = v.tanh(W h_t + b) over its "
+            "word pieces; [CLS] and [SEP] are masked out of the pooling (weight exactly 0), "
+            "so the word pieces' weights sum to 1 and the service sums them into words."
+        ),
+        has_attention=True,
+        exporter="dynamo",
+        max_positions=512,
+        pretrained_tokenizer=lambda: pretrained_dir() / "tokenizer.json",
+        training_defaults={
+            "hidden_dim": 128,
+            "dropout": 0.1,
+            "learning_rate": 1e-3,
+            "encoder_learning_rate": 5e-5,
+            "schedule": "linear",
+            "warmup_fraction": 0.1,
+            "batch_size": 16,
+            "max_epochs": 4,
+            "patience": 2,
+            "max_tokens": 256,
+        },
     ),
 }
 

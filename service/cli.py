@@ -46,9 +46,10 @@ def train(
     run_dir: Annotated[Path, typer.Option(help="Where the run is written.")] = Path(
         "runs/bilstm-additive"
     ),
-    architecture: Annotated[str, typer.Option(help="lstm, lstm-additive or bilstm-additive.")] = (
-        "bilstm-additive"
-    ),
+    architecture: Annotated[
+        str,
+        typer.Option(help="lstm, lstm-additive, bilstm-additive or minilm-attention."),
+    ] = "bilstm-additive",
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 13,
     seeds: Annotated[
         str | None,
@@ -69,10 +70,10 @@ def train(
     """Train a classifier on labelled sentences and write a run directory."""
     from dataclasses import replace
 
-    from models.training import TrainConfig
     from models.training import train as train_run
+    from models.training import train_config_for
 
-    config = TrainConfig(architecture=architecture, seed=seed, split_seed=split_seed)
+    config = train_config_for(architecture, seed=seed, split_seed=split_seed)
     if max_epochs is not None:
         config = replace(config, max_epochs=max_epochs)
     paths = data or DEFAULT_DATA

@@ -10,7 +10,7 @@ from service.errors import EmptyText, TextTooLong, TooManyTexts
 from service.inference import InferenceOutput, InferenceRunner, OnnxModelRunner
 from service.schemas import ModelInfo, Prediction, PredictResponse, Token
 from service.settings import Settings
-from service.tokenization import EncodedText, PaddedBatch
+from service.tokenization import EncodedText, PaddedBatch, word_attention
 
 
 @dataclass(frozen=True)
@@ -96,15 +96,15 @@ class Predictor:
         labels = self.manifest.labels
         probabilities = [float(p) for p in output.probabilities[row]]
         best = max(range(len(labels)), key=probabilities.__getitem__)
-        # Padding columns are dropped: only the text's own tokens have offsets.
+        # Padding columns are dropped; word pieces are summed into their words.
         weights: list[float | None] = (
-            [float(w) for w in output.attention[row, : len(item.ids)]]
+            [float(w) for w in word_attention(item, output.attention[row])]
             if self.manifest.has_attention
-            else [None] * len(item.ids)
+            else [None] * len(item.words)
         )
         tokens = [
             Token(text=text[start:end], start=start, end=end, attention=weight)
-            for (start, end), weight in zip(item.offsets, weights, strict=True)
+            for (start, end), weight in zip(item.words, weights, strict=True)
         ]
         return Prediction(
             label=labels[best],

@@ -85,7 +85,8 @@ def export_run(
                 max_accuracy_drop=max_accuracy_drop,
                 min_agreement=min_agreement,
             )
-            fp32_path.unlink()
+            # kept beside the run for benchmarks (bench/latency.py); not part of the artifact
+            shutil.move(fp32_path, run_dir / FP32_FILE)
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
         build_manifest(
             checkpoint,

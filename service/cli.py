@@ -2,6 +2,8 @@
 
     attnserve train --run-dir runs/bilstm-additive
     attnserve export runs/bilstm-additive --name bilstm-additive
+    attnserve train --architecture minilm-attention --run-dir runs/minilm-attention
+    attnserve export runs/minilm-attention --name minilm-attention --int8
     attnserve evaluate model_repository/bilstm-additive/1
     attnserve serve
     attnserve predict "The battery life is great but the screen is awful"
@@ -111,11 +113,32 @@ def export(
     version: Annotated[str, typer.Option(help="Model version.")] = "1",
     repository: Annotated[Path, typer.Option(help="Model repository.")] = DEFAULT_REPOSITORY,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing version.")] = False,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            help="Serve the dynamic int8 quantisation, checked against fp32 on the test split."
+        ),
+    ] = False,
+    max_accuracy_drop: Annotated[
+        float, typer.Option(help="With --int8: most test accuracy int8 may lose to fp32.")
+    ] = 0.005,
+    min_agreement: Annotated[
+        float, typer.Option(help="With --int8: least share of test labels int8 and fp32 agree on.")
+    ] = 0.99,
 ) -> None:
     """Export a trained run to ONNX, check parity with PyTorch, write the model directory."""
     from export.onnx_export import export_run
 
-    model_dir = export_run(run_dir, repository, name=name, version=version, overwrite=overwrite)
+    model_dir = export_run(
+        run_dir,
+        repository,
+        name=name,
+        version=version,
+        overwrite=overwrite,
+        int8=int8,
+        max_accuracy_drop=max_accuracy_drop,
+        min_agreement=min_agreement,
+    )
     typer.echo(f"wrote {model_dir}")
 
 
@@ -148,6 +171,14 @@ def evaluate(
     )
     for label, row in zip(report.labels, report.test.confusion, strict=True):
         typer.echo(f"{label:<{width}}  " + "  ".join(f"{n:>{width}}" for n in row))
+    quantized = report.quantization
+    if quantized is not None:
+        typer.echo(
+            f"int8 model.onnx ({quantized.int8_bytes / 1e6:.1f} MB) vs its fp32 graph "
+            f"({quantized.fp32_bytes / 1e6:.1f} MB), at export on the same test split: "
+            f"accuracy {quantized.int8_test_accuracy:.4f} vs {quantized.fp32_test_accuracy:.4f}, "
+            f"same label for {quantized.agreement:.4f} of {quantized.test_examples} sentences"
+        )
 
 
 @app.command()

@@ -9,6 +9,7 @@ word's surface form.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -97,7 +98,8 @@ class TextEncoder:
 
     def encode(self, texts: list[str]) -> list[EncodedText]:
         """Tokens of each text; a text may come back with no tokens (empty, whitespace)."""
-        return [_encoded(enc) for enc in self.tokenizer.encode_batch(texts)]
+        encodings = self.tokenizer.encode_batch(texts)
+        return [_encoded(text, enc) for text, enc in zip(texts, encodings, strict=True)]
 
     def pad(self, encoded: list[EncodedText]) -> PaddedBatch:
         """Pads to the longest text. Every row must hold at least one token."""
@@ -112,8 +114,8 @@ class TextEncoder:
         return PaddedBatch(input_ids=input_ids, attention_mask=attention_mask)
 
 
-def _encoded(enc: Encoding) -> EncodedText:
-    """Numbers a text's words densely and spans each over its pieces."""
+def _encoded(text: str, enc: Encoding) -> EncodedText:
+    """Numbers a text's words densely and spans each over its pieces and trailing marks."""
     if all(enc.special_tokens_mask):
         return EncodedText(ids=[], offsets=[], word_ids=[], words=[], truncated=False)
     word_ids: list[int | None] = []
@@ -135,7 +137,7 @@ def _encoded(enc: Encoding) -> EncodedText:
         ids=list(enc.ids),
         offsets=list(enc.offsets),
         word_ids=word_ids,
-        words=words,
+        words=[(start, _past_marks(text, end)) for start, end in words],
         truncated=bool(enc.overflowing),
     )
 
@@ -149,3 +151,10 @@ def word_attention(
     summed = np.zeros(len(item.words), dtype=np.float32)
     np.add.at(summed, words, attention[positions])
     return summed
+
+
+def _past_marks(text: str, end: int) -> int:
+    """`end` moved past combining marks that a normaliser stripped (e + U+0301 -> e)."""
+    while end < len(text) and unicodedata.category(text[end]).startswith("M"):
+        end += 1
+    return end

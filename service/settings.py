@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 SHIPPED_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+# the shipped repository's answer to POST /v1/predict; README "Which model answers" says why
+SHIPPED_DEFAULT_MODEL = "bilstm-additive"
 
 
 class Settings(BaseSettings):
@@ -25,7 +27,8 @@ class Settings(BaseSettings):
     """Directory of models as `<name>/<version>/`; the highest version of each is served."""
 
     default_model: str | None = None
-    """Model answering `POST /v1/predict`. None: the repository's only model."""
+    """Model answering `POST /v1/predict`. None: the repository's only model, and for the
+    shipped repository (which holds several) `bilstm-additive`."""
 
     providers: ProviderChoice = "auto"
     """ONNX Runtime execution provider. auto: TensorRT or CUDA when available, else CPU."""
@@ -53,3 +56,10 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     """Largest request body accepted, checked before parsing (413 above)."""
+
+    @model_validator(mode="after")
+    def _shipped_default(self) -> Settings:
+        shipped = self.model_repository.resolve() == SHIPPED_REPOSITORY
+        if self.default_model is None and shipped:
+            self.default_model = SHIPPED_DEFAULT_MODEL
+        return self

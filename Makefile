@@ -30,10 +30,11 @@ $(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# torch comes in first, pinned exactly, so nothing else can pull a CUDA build.
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+# torch comes in first, pinned exactly, so nothing else can pull a CUDA build. The Python
+# client (client/, its own distribution) is installed editable so its tests can import it.
+$(VENV)/.dev-installed: pyproject.toml client/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet -e '.[train,dev]' -e ./client
 	touch $@ $(VENV)/.serve-installed
 
 clean:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from service.errors import StartupError, install_error_handlers
 from service.limits import BodySizeLimit
+from service.oip.routes import router as oip_router
 from service.registry import ModelRegistry
 from service.routes import router
 from service.settings import Settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.registry = None
     app.include_router(router)
+    app.include_router(oip_router)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     return app

@@ -1,10 +1,13 @@
 """The service's errors, and the one place that turns them into HTTP responses.
 
-ServiceError                 answered to the client as {"error": {code, message, details}}
+ServiceError                 answered as {"error": {code, message, details}}, or on the Open
+│                            Inference Protocol's /v2 routes as its {"error": message}
 ├── InvalidRequest           422  the body is not valid JSON or does not fit the schema
+├── InvalidInferenceRequest  400  a /v2 inference request the protocol does not allow
 ├── EmptyText                422  a text has no tokens: nothing to classify
 ├── NotFound                 404  no route for the path
 ├── ModelNotFound            404  no model of that name
+├── ModelVersionNotFound     404  the model is served at another version
 ├── MethodNotAllowed         405
 ├── OtherHTTPError           4xx  any other refusal by the HTTP layer (e.g. 400 unreadable body)
 ├── TooManyTexts             413  more texts than `max_texts_per_request`
@@ -30,7 +33,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
+from service.oip.schemas import ProtocolErrorBody
 from service.schemas import ErrorBody, ErrorInfo
 
 logger = logging.getLogger(__name__)
@@ -51,6 +56,11 @@ class ServiceError(Exception):
 class InvalidRequest(ServiceError):
     status_code = 422
     code = "invalid_request"
+
+
+class InvalidInferenceRequest(ServiceError):
+    status_code = 400
+    code = "invalid_inference_request"
 
 
 class EmptyText(ServiceError):
@@ -79,6 +89,17 @@ class ModelNotFound(ServiceError):
         super().__init__(
             f"No model named '{name}'. Known models: {', '.join(known)}.",
             {"model": name, "known": known},
+        )
+
+
+class ModelVersionNotFound(ServiceError):
+    status_code = 404
+    code = "model_version_not_found"
+
+    def __init__(self, name: str, version: str, served: list[str]) -> None:
+        super().__init__(
+            f"Model '{name}' has no version '{version}'. Served versions: {', '.join(served)}.",
+            {"model": name, "version": version, "served": served},
         )
 
 
@@ -159,9 +180,38 @@ class RepositoryError(StartupError):
 
 
 def error_response(error: ServiceError, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The one body shape every error is answered with."""
-    body = ErrorBody(error=ErrorInfo(code=error.code, message=error.message, details=error.details))
-    return JSONResponse(body.model_dump(), status_code=error.status_code, headers=headers)
+    """The response for any error, whoever answers it (a route, a handler, a middleware)."""
+    return ErrorResponse(error, headers)
+
+
+class ErrorResponse(JSONResponse):
+    """The one body shape of every error; the Open Inference Protocol's on its /v2 routes.
+
+    The shape is picked when the response is sent, from the request's path, so middleware
+    that refuses a request before any route sees it answers /v2 clients in their shape too.
+    """
+
+    def __init__(self, error: ServiceError, headers: Mapping[str, str] | None = None) -> None:
+        body = ErrorBody(
+            error=ErrorInfo(code=error.code, message=error.message, details=error.details)
+        )
+        super().__init__(body.model_dump(), status_code=error.status_code, headers=headers)
+        self.error = error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_oip_route(scope):
+            self.body = self.render(ProtocolErrorBody(error=self.error.message).model_dump())
+            self.headers["content-length"] = str(len(self.body))
+        await super().__call__(scope, receive, send)
+
+
+def is_oip_route(scope: Scope) -> bool:
+    """The request is for the Open Inference Protocol's /v2 routes (under any root path)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path == "/v2" or path.startswith("/v2/")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ from service.manifest import MANIFEST_FILE
 from service.providers import CPU, SessionConfig
 from service.registry import find_models
 from service.settings import Settings
+from tests.live_server import serve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,3 +76,10 @@ def client(shipped_repository: Path) -> Iterator[TestClient]:
     """The real app over HTTP, its lifespan run, serving the shipped repository on CPU."""
     with TestClient(create_app(cpu_settings(shipped_repository))) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def live_server(shipped_repository: Path) -> Iterator[str]:
+    """Base URL of the real app serving the shipped repository on CPU over a real socket."""
+    with serve(create_app(cpu_settings(shipped_repository))) as url:
+        yield url

@@ -320,12 +320,12 @@ def test_an_unknown_model_is_404_naming_the_known_ones(
 
 
 def test_an_unknown_route_is_404_and_a_wrong_method_405(client: TestClient) -> None:
-    missing = client.get("/v2/predict")
+    missing = client.get("/v3/predict")
     wrong = client.get("/v1/predict")
 
     assert (missing.status_code, missing.json()) == (
         404,
-        _error("not_found", "No route for GET /v2/predict."),
+        _error("not_found", "No route for GET /v3/predict."),
     )
     assert (wrong.status_code, wrong.json()) == (
         405,

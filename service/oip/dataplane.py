@@ -1,0 +1,231 @@
+"""The protocol's operations over the model registry; `routes.py` only translates HTTP.
+
+Inference calls the same `Predictor.predict` as /v1, so both protocols give the same answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+from pydantic import ValidationError
+
+from service.errors import InvalidInferenceRequest, ModelVersionNotFound
+from service.oip import binary, signature
+from service.oip.schemas import (
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    Parameters,
+    RequestInput,
+    ResponseOutput,
+    ServerMetadata,
+)
+from service.oip.tensors import deserialize_bytes, flatten_json
+from service.predictor import Predictor
+from service.registry import ModelRegistry
+
+EXTENSIONS = ["binary_tensor_data"]
+# Parameters of other servers' extensions that attnserve cannot honour: refused, not ignored.
+_UNSUPPORTED = ("shared_memory_region", "classification")
+
+
+@dataclass(frozen=True)
+class InferenceAnswer:
+    """An encoded inference response, its content headers and the predictor's stage timings."""
+
+    body: bytes
+    headers: dict[str, str]
+    timings: dict[str, float]
+
+
+def server_metadata() -> ServerMetadata:
+    try:
+        server_version = version("attnserve")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        server_version = "unknown"
+    return ServerMetadata(name="attnserve", version=server_version, extensions=EXTENSIONS)
+
+
+def predictor_for(registry: ModelRegistry, name: str, model_version: str | None) -> Predictor:
+    """The named model's predictor; a version, when given, must be the one served."""
+    predictor = registry.get(name)
+    if model_version is not None and model_version != predictor.manifest.version:
+        raise ModelVersionNotFound(name, model_version, [predictor.manifest.version])
+    return predictor
+
+
+def model_metadata(predictor: Predictor) -> ModelMetadata:
+    manifest = predictor.manifest
+    return ModelMetadata(
+        name=manifest.name,
+        versions=[manifest.version],
+        platform=signature.PLATFORM,
+        inputs=[signature.input_tensor()],
+        outputs=signature.output_tensors(manifest.labels, manifest.has_attention),
+    )
+
+
+async def infer(predictor: Predictor, body: bytes, header_length: str | None) -> InferenceAnswer:
+    """Texts from the request's BYTES input -> predictor -> the requested output tensors."""
+    header, binary_part = binary.split_body(body, header_length)
+    request = _parse(header)
+    texts = _texts(request.inputs, binary_part)
+    manifest = predictor.manifest
+    declared = [t.name for t in signature.output_tensors(manifest.labels, manifest.has_attention)]
+    requested = _requested_outputs(request, declared, manifest.name)
+
+    result = await predictor.predict(texts)
+
+    tensors = {
+        tensor.name: tensor
+        for tensor in signature.to_tensors(result.response, manifest.labels, manifest.has_attention)
+    }
+    outputs = []
+    parts = []
+    for name, as_binary in requested:
+        tensor = tensors[name]
+        if as_binary:
+            data = tensor.binary_data()
+            parts.append(data)
+            outputs.append(
+                ResponseOutput(
+                    name=name,
+                    shape=tensor.shape,
+                    datatype=tensor.datatype,
+                    parameters={"binary_data_size": len(data)},
+                )
+            )
+        else:
+            outputs.append(
+                ResponseOutput(
+                    name=name, shape=tensor.shape, datatype=tensor.datatype, data=tensor.json_data()
+                )
+            )
+    response = InferenceResponse(
+        model_name=manifest.name, model_version=manifest.version, id=request.id, outputs=outputs
+    )
+    encoded, headers = binary.join_body(response.model_dump_json(exclude_none=True).encode(), parts)
+    return InferenceAnswer(encoded, headers, result.timings)
+
+
+def _parse(header: bytes) -> InferenceRequest:
+    try:
+        return InferenceRequest.model_validate_json(header)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            if error["type"] == "json_invalid":
+                problems.append(f"invalid JSON: {error.get('ctx', {}).get('error', error['msg'])}")
+            else:
+                field = ".".join(str(part) for part in error["loc"]) or "body"
+                problems.append(f"{field}: {error['msg']}")
+        raise InvalidInferenceRequest("Invalid inference request: " + "; ".join(problems)) from None
+
+
+def _texts(inputs: list[RequestInput], binary_part: bytes) -> list[str]:
+    """The texts of the one BYTES input, from its JSON data or its binary data."""
+    expected = f"one input named '{signature.INPUT_NAME}', datatype BYTES, shape [-1]"
+    if [item.name for item in inputs] != [signature.INPUT_NAME]:
+        names = ", ".join(f"'{item.name}'" for item in inputs) or "none"
+        raise InvalidInferenceRequest(f"Expected {expected}; the request has inputs: {names}.")
+    [text_input] = inputs
+    parameters = text_input.parameters or {}
+    _refuse_unsupported(parameters, f"input '{text_input.name}'")
+    if text_input.datatype != "BYTES":
+        raise InvalidInferenceRequest(
+            f"Input 'text' must have datatype BYTES (UTF-8 texts), not {text_input.datatype}."
+        )
+    shape = text_input.shape
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or min(shape) < 0:
+        raise InvalidInferenceRequest(
+            f"Input 'text' must have shape [B] or [B, 1] (B texts); it has {shape}."
+        )
+    count = math.prod(shape)
+    if count == 0:
+        raise InvalidInferenceRequest("Input 'text' holds no texts: there is nothing to classify.")
+
+    binary_size = parameters.get("binary_data_size")
+    if binary_size is None:
+        if text_input.data is None:
+            raise InvalidInferenceRequest(
+                "Input 'text' has neither 'data' nor a 'binary_data_size' parameter."
+            )
+        binary.cut(binary_part, [])
+        elements = flatten_json(text_input.data)
+        if not all(isinstance(element, str) for element in elements):
+            raise InvalidInferenceRequest("Input 'text': every element of 'data' must be a string.")
+        texts: list[str] = elements
+    else:
+        if isinstance(binary_size, bool) or not isinstance(binary_size, int) or binary_size < 0:
+            raise InvalidInferenceRequest(
+                f"Input 'text': binary_data_size must be a number of bytes, not {binary_size!r}."
+            )
+        if text_input.data is not None:
+            raise InvalidInferenceRequest(
+                "Input 'text' has both 'data' and a 'binary_data_size' parameter; send one."
+            )
+        raw = binary.cut(binary_part, [(text_input.name, binary_size)])[text_input.name]
+        texts = [
+            _utf8(element, index)
+            for index, element in enumerate(deserialize_bytes(raw, text_input.name))
+        ]
+    if len(texts) != count:
+        raise InvalidInferenceRequest(
+            f"Input 'text' has shape {shape}, so {count} elements, but its data holds {len(texts)}."
+        )
+    return texts
+
+
+def _utf8(element: bytes, index: int) -> str:
+    try:
+        return element.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInferenceRequest(
+            f"Input 'text': element {index} is not valid UTF-8 ({exc.reason} at byte {exc.start})."
+        ) from None
+
+
+def _requested_outputs(
+    request: InferenceRequest, declared: list[str], model: str
+) -> list[tuple[str, bool]]:
+    """(name, in binary?) of each output to answer, in the order asked (default: all)."""
+    parameters = request.parameters or {}
+    binary_output = _flag(parameters, "binary_data_output", "the request")
+    if request.outputs is None:
+        return [(name, binary_output) for name in declared]
+    requested: list[tuple[str, bool]] = []
+    for output in request.outputs:
+        if output.name not in declared:
+            raise InvalidInferenceRequest(
+                f"Model '{model}' has no output '{output.name}'; its outputs are "
+                f"{', '.join(declared)}."
+            )
+        if output.name in (name for name, _ in requested):
+            raise InvalidInferenceRequest(f"Output '{output.name}' is requested twice.")
+        output_parameters = output.parameters or {}
+        _refuse_unsupported(output_parameters, f"output '{output.name}'")
+        as_binary = (
+            _flag(output_parameters, "binary_data", f"output '{output.name}'")
+            if "binary_data" in output_parameters
+            else binary_output
+        )
+        requested.append((output.name, as_binary))
+    return requested
+
+
+def _flag(parameters: Parameters, key: str, where: str) -> bool:
+    value = parameters.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidInferenceRequest(f"Parameter '{key}' of {where} must be true or false.")
+    return value
+
+
+def _refuse_unsupported(parameters: Parameters, where: str) -> None:
+    for key in _UNSUPPORTED:
+        if key in parameters:
+            raise InvalidInferenceRequest(
+                f"Parameter '{key}' of {where} is not supported by attnserve "
+                f"(its extensions: {', '.join(EXTENSIONS)})."
+            )

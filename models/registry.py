@@ -79,7 +79,7 @@ ARCHITECTURES: dict[str, ArchitectureInfo] = {
             "schedule": "linear",
             "warmup_fraction": 0.1,
             "batch_size": 16,
-            "max_epochs": 4,
+            "max_epochs": 3,
             "patience": 2,
             "max_tokens": 256,
         },

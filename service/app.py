@@ -15,8 +15,11 @@ from fastapi import FastAPI
 
 from service.errors import StartupError, install_error_handlers
 from service.limits import BodySizeLimit
+from service.metrics import Metrics, MetricsMiddleware
 from service.oip.routes import router as oip_router
+from service.page import install_page
 from service.registry import ModelRegistry
+from service.request_id import RequestIdFilter, RequestIdMiddleware
 from service.routes import router
 from service.settings import Settings
 
@@ -30,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The service, configured by `settings` (default: read from ATTNSERVE_* variables)."""
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except StartupError as exc:
             logger.error("startup_failed", extra={"reason": str(exc)})
             raise
+        metrics.measure_batches(app.state.registry)
+        metrics.observe_models(app.state.registry)
         logger.info(
             "ready",
             extra={
@@ -47,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         yield
         app.state.registry = None
+        metrics.observe_models(None)
         logger.info("stopped")
 
     app = FastAPI(
@@ -56,10 +63,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.registry = None
+    app.state.metrics = metrics
     app.include_router(router)
     app.include_router(oip_router)
+    install_page(app)
     install_error_handlers(app)
+    # The last added is the outermost: the id is set first, so refusals are counted and logged.
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 
@@ -80,11 +92,15 @@ class JsonLineFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Sends the `service` loggers' events to stderr as JSON lines (idempotent)."""
+    """Sends the `service` loggers' events to stderr as JSON lines (idempotent).
+
+    Events logged while a request is answered carry its `request_id`.
+    """
     root = logging.getLogger("service")
     root.setLevel(level.upper())
     if not any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(JsonLineFormatter())
+        handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
     root.propagate = False

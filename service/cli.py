@@ -7,6 +7,7 @@
     attnserve evaluate model_repository/bilstm-additive/1
     attnserve serve
     attnserve predict "The battery life is great but the screen is awful"
+    attnserve predict --url http://127.0.0.1:8000 --html heatmap.html "Loved it"
 
 `train` and `export` need the `train` extra (PyTorch); they import it only when run, so
 the serving commands work on the serving install alone.
@@ -18,9 +19,12 @@ import signal
 import statistics
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from service.schemas import PredictResponse
 
 app = typer.Typer(
     help="Sentiment classification with per-token attention: train, export, serve.",
@@ -213,16 +217,78 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 def predict(
     texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
     model: Annotated[str | None, typer.Option(help="Model name (default: the default).")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="A running server, e.g. http://127.0.0.1:8000 (default: no server)."),
+    ] = None,
+    repository: Annotated[
+        Path | None,
+        typer.Option(help="Model repository to load without a server (default: settings')."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw answer as JSON.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a standalone heatmap HTML file.")
+    ] = None,
 ) -> None:
-    """Classify texts with a model from the repository, without a server; prints JSON."""
-    from service.errors import ServiceError
+    """Classify texts; print each label and the text coloured by attention."""
+    from service.heatmap import html_heatmap, terminal_heatmap
+
+    response = (
+        _remote_predict(url, texts, model) if url else _local_predict(repository, texts, model)
+    )
+    if as_json:
+        typer.echo(response.model_dump_json(indent=2))
+    else:
+        from rich.console import Console
+
+        Console(highlight=False).print(terminal_heatmap(texts, response))
+    if html is not None:
+        html.write_text(html_heatmap(texts, response), encoding="utf-8")
+        typer.echo(f"wrote {html}", err=True)
+
+
+def _local_predict(repository: Path | None, texts: list[str], model: str | None) -> PredictResponse:
+    from service.errors import ServiceError, StartupError
     from service.registry import ModelRegistry
     from service.settings import Settings
 
-    predictor = ModelRegistry.load(Settings()).get(model)
+    settings = Settings() if repository is None else Settings(model_repository=repository)
     try:
-        result = predictor.predict_sync(texts)
+        return ModelRegistry.load(settings).get(model).predict_sync(texts).response
     except ServiceError as error:
-        typer.echo(f"error: {error.message}", err=True)
-        raise typer.Exit(2) from error
-    typer.echo(result.response.model_dump_json(indent=2))
+        _fail(error.message)
+    except StartupError as error:
+        _fail(str(error))
+
+
+def _remote_predict(url: str, texts: list[str], model: str | None) -> PredictResponse:
+    """POSTs to a running server with the standard library (the serving install has no httpx)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from service.schemas import PredictResponse
+
+    path = "/v1/predict" if model is None else f"/v1/models/{model}/predict"
+    request = urllib.request.Request(
+        url.rstrip("/") + path,
+        data=json.dumps({"texts": texts}).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return PredictResponse.model_validate_json(answer.read())
+    except urllib.error.HTTPError as error:
+        body = error.read().decode("utf-8", "replace")
+        try:
+            message = json.loads(body)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = body or error.reason
+        _fail(f"{url} answered {error.code}: {message}")
+    except urllib.error.URLError as error:
+        _fail(f"cannot reach {url}: {error.reason}")
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)

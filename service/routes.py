@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from service.errors import ModelNotReady
+from service.metrics import CONTENT_TYPE, Metrics, record_prediction
 from service.predictor import PredictResult
 from service.registry import ModelRegistry
 from service.schemas import (
@@ -39,17 +40,19 @@ _PREDICT_ERRORS = _errors(404, 413, 422, 503)
 
 
 @router.post("/v1/predict", responses=_PREDICT_ERRORS, tags=["predict"])
-async def predict(body: PredictRequest, registry: Registry, response: Response) -> PredictResponse:
+async def predict(
+    body: PredictRequest, registry: Registry, request: Request, response: Response
+) -> PredictResponse:
     """Classify the sentiment of `text` or `texts` with the default model."""
-    return _with_timings(await registry.get().predict(body.all_texts()), response)
+    return _answered(await registry.get().predict(body.all_texts()), request, response)
 
 
 @router.post("/v1/models/{name}/predict", responses=_PREDICT_ERRORS, tags=["predict"])
 async def predict_with(
-    name: str, body: PredictRequest, registry: Registry, response: Response
+    name: str, body: PredictRequest, registry: Registry, request: Request, response: Response
 ) -> PredictResponse:
     """Classify the sentiment of `text` or `texts` with the named model."""
-    return _with_timings(await registry.get(name).predict(body.all_texts()), response)
+    return _answered(await registry.get(name).predict(body.all_texts()), request, response)
 
 
 @router.get("/v1/models", responses=_errors(503), tags=["models"])
@@ -76,8 +79,17 @@ async def readyz() -> Readiness:
     return Readiness()
 
 
-def _with_timings(result: PredictResult, response: Response) -> PredictResponse:
+@router.get("/metrics", tags=["health"], response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests, latency, per-stage time, batch sizes, texts, tokens, models."""
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+def _answered(result: PredictResult, request: Request, response: Response) -> PredictResponse:
+    """The response, with its stages' times in `Server-Timing` and in the metrics."""
     response.headers["Server-Timing"] = ", ".join(
         f"{stage};dur={ms:.3f}" for stage, ms in result.timings.items()
     )
+    record_prediction(request, result)
     return result.response

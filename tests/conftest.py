@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -21,6 +27,13 @@ from service.settings import Settings
 from tests.live_server import serve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Screenshots tests took, for a person to look at; their paths are printed at the end.
+SCREENSHOTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for path in SCREENSHOTS:
+        terminalreporter.write_line(f"screenshot: {path}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -83,3 +96,50 @@ def live_server(shipped_repository: Path) -> Iterator[str]:
     """Base URL of the real app serving the shipped repository on CPU over a real socket."""
     with serve(create_app(cpu_settings(shipped_repository))) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def server_process(
+    shipped_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`attnserve serve` in a subprocess on a free port of 127.0.0.1, serving the shipped models."""
+    with attnserve_serve(shipped_repository, tmp_path_factory.mktemp("server") / "log") as url:
+        yield url
+
+
+@contextmanager
+def attnserve_serve(repository: Path, log: Path, **env: str) -> Iterator[str]:
+    """Runs `attnserve serve` (with extra environment `env`) until the block ends; its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    environment = {
+        **os.environ,
+        "ATTNSERVE_MODEL_REPOSITORY": str(repository),
+        "ATTNSERVE_PORT": str(port),
+        "ATTNSERVE_PROVIDERS": "cpu",
+        **env,
+    }
+    attnserve = str(Path(sys.executable).parent / "attnserve")
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [attnserve, "serve"], env=environment, cwd=REPO_ROOT, stderr=stderr
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(f"{url}/readyz"):
+            assert process.poll() is None, f"attnserve serve exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"not ready within 30 s:\n{log.read_text()}"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

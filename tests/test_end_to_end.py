@@ -110,7 +110,7 @@ def test_evaluate_reports_the_recorded_test_split(repository: Path) -> None:
 
 def test_predict_command_answers_without_a_server(repository: Path) -> None:
     env = {**os.environ, "ATTNSERVE_MODEL_REPOSITORY": str(repository)}
-    body = json.loads(_attnserve("predict", TEXT, env=env))
+    body = json.loads(_attnserve("predict", "--json", TEXT, env=env))
 
     [prediction] = body["predictions"]
     assert [t["text"] for t in prediction["tokens"]] == TEXT.split()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,3 +44,24 @@ def test_every_torch_mention_in_install_files_is_the_exact_pin() -> None:
                 continue
             for match in re.finditer(r"\btorch\b\S*", line):
                 assert match.group(0).startswith("torch==2.13.0"), f"{name}: {line.strip()}"
+
+
+def test_the_wheel_carries_the_pages_files(tmp_path: Path) -> None:
+    """A non-editable install (the container image) serves the page from package data."""
+    # setuptools already here (Python 3.11's venv) saves fetching it into an isolated build
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *isolation]
+    done = subprocess.run(
+        [*command, "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    [wheel] = tmp_path.glob("attnserve-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = {name for name in archive.namelist() if name.startswith("service/static/")}
+    static = {f"service/static/{p.name}" for p in (ROOT / "service" / "static").iterdir()}
+    assert packaged == static
+    assert {"service/static/index.html", "service/static/page.js"} <= packaged

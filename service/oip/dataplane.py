@@ -23,7 +23,7 @@ from service.oip.schemas import (
     ServerMetadata,
 )
 from service.oip.tensors import deserialize_bytes, flatten_json
-from service.predictor import Predictor
+from service.predictor import Predictor, PredictResult
 from service.registry import ModelRegistry
 
 EXTENSIONS = ["binary_tensor_data"]
@@ -33,11 +33,11 @@ _UNSUPPORTED = ("shared_memory_region", "classification")
 
 @dataclass(frozen=True)
 class InferenceAnswer:
-    """An encoded inference response, its content headers and the predictor's stage timings."""
+    """An encoded inference response, its content headers and the predictor's result."""
 
     body: bytes
     headers: dict[str, str]
-    timings: dict[str, float]
+    result: PredictResult
 
 
 def server_metadata() -> ServerMetadata:
@@ -107,7 +107,7 @@ async def infer(predictor: Predictor, body: bytes, header_length: str | None) ->
         model_name=manifest.name, model_version=manifest.version, id=request.id, outputs=outputs
     )
     encoded, headers = binary.join_body(response.model_dump_json(exclude_none=True).encode(), parts)
-    return InferenceAnswer(encoded, headers, result.timings)
+    return InferenceAnswer(encoded, headers, result)
 
 
 def _parse(header: bytes) -> InferenceRequest:

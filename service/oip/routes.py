@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from service.errors import InvalidInferenceRequest
+from service.metrics import record_prediction
 from service.oip import binary, dataplane
 from service.oip.schemas import (
     InferenceRequest,
@@ -124,5 +125,7 @@ async def _infer(
     answer = await dataplane.infer(
         predictor, await request.body(), request.headers.get(binary.HEADER)
     )
-    timing = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in answer.timings.items())
+    record_prediction(request, answer.result)
+    timings = answer.result.timings
+    timing = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in timings.items())
     return Response(answer.body, headers={**answer.headers, "Server-Timing": timing})

@@ -93,13 +93,16 @@ def main() -> None:
         )
     table = "\n".join(lines)
     print(table)
+    # the machine may be shared: its load says how far the absolute figures can be trusted
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"load average (1, 5, 15 min) at the end: {load}")
     command = " ".join(["python -m bench.latency", *sys.argv[1:]])
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         f"# ONNX Runtime latency, {PIECES}-word-piece sentence\n\n"
         f"command: `{command}`  \n"
         f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}, "
-        f"onnxruntime {ort.__version__}  \n"
+        f"onnxruntime {ort.__version__}, load average (1, 5, 15 min) at the end {load}  \n"
         f"date: {datetime.now(UTC).isoformat(timespec='seconds')}\n\n{table}\n",
         "utf-8",
     )

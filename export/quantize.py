@@ -22,7 +22,10 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from service.manifest import INPUT_NAMES, OUTPUT_NAMES, QuantizationRecord
 from service.tokenization import EncodedText, TextEncoder
 
-METHOD = "ONNX Runtime dynamic quantisation: int8 weights (QInt8), activations at run time"
+METHOD = (
+    "ONNX Runtime dynamic quantisation of MatMul: int8 weights (QInt8, per channel), "
+    "activations at run time; embeddings stay fp32"
+)
 BATCH_SIZE = 64
 
 
@@ -39,7 +42,16 @@ def quantize_int8(fp32_path: Path, int8_path: Path) -> None:
         # without this pass parts of a dynamo graph silently stay fp32; its symbolic shape
         # inference fails on dynamo graphs, ONNX's own shape inference is enough here
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        quantize_dynamic(str(prepared), str(int8_path), weight_type=QuantType.QInt8)
+        # MatMul weights only, one scale per output channel. On the shipped model, also
+        # quantising the embedding table (Gather) cut the file from 59 to 23 MB but changed
+        # 3 of the 200 test labels (agreement 0.985, per channel or not), under the bound.
+        quantize_dynamic(
+            str(prepared),
+            str(int8_path),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+        )
 
 
 def compare_int8(

@@ -9,6 +9,7 @@ import httpx
 from typer.testing import CliRunner
 
 from service.cli import app
+from service.registry import find_models
 from service.schemas import PredictResponse
 
 TEXT = "The battery life is great but the screen is awful"
@@ -60,7 +61,7 @@ def test_errors_are_one_line_and_exit_2(live_server: str, shipped_repository: Pa
     assert remote.exit_code == local.exit_code == nowhere.exit_code == 2
     assert remote.stderr == (
         f"error: {live_server} answered 404: No model named 'nope'. "
-        "Known models: bilstm-additive.\n"
+        f"Known models: {', '.join(sorted(find_models(shipped_repository)))}.\n"
     )
     assert local.stderr.startswith("error: Text at index 0 is empty")
     assert nowhere.stderr.startswith("error: cannot reach http://127.0.0.1:9: ")

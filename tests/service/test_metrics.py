@@ -11,9 +11,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
-from tests.conftest import attnserve_serve, cpu_settings
+from service.registry import find_models
+from tests.conftest import REPO_ROOT, attnserve_serve, cpu_settings
 
 MODEL = "bilstm-additive"
+SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))
 
 
 @pytest.fixture
@@ -72,7 +74,7 @@ def test_predictions_are_counted_by_route_model_status_texts_and_tokens(
 def test_models_loaded_are_exposed(fresh_client: TestClient) -> None:
     found = samples(fresh_client)
 
-    assert value(found, "attnserve_models_loaded") == 1
+    assert value(found, "attnserve_models_loaded") == SHIPPED_MODELS
     info = {"model": MODEL, "version": "1", "architecture": MODEL}
     assert value(found, "attnserve_model_info", provider="CPUExecutionProvider", **info) == 1
 
@@ -148,4 +150,4 @@ def test_server_processes_sharing_a_multiprocess_directory_count_together(
         ok = {"route": "/v1/predict", "model": MODEL, "status": "200"}
         assert value(found, "attnserve_requests_total", **ok) == 3
         assert value(found, "attnserve_texts_total", model=MODEL) == 6
-        assert value(found, "attnserve_models_loaded") == 1
+        assert value(found, "attnserve_models_loaded") == SHIPPED_MODELS

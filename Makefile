@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test lint typecheck pytest bench clean
 
 run: $(VENV)/.serve-installed
 	$(BIN)/attnserve serve
@@ -36,6 +36,11 @@ $(VENV)/.dev-installed: pyproject.toml client/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[train,dev]' -e ./client
 	touch $@ $(VENV)/.serve-installed
+
+# The benchmark suite (minutes; needs wrk, e.g. apt-get install wrk): writes BENCHMARKS.md.
+bench: $(VENV)/.dev-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,14 +1,17 @@
-"""Cold start: seconds from `attnserve serve` being launched to `/readyz` answering 200.
+"""Cold start and memory: `attnserve serve` launched -> first successful prediction, and its RSS.
 
     .venv/bin/python -m bench.startup [--runs 5]
 
-Prints each run and the median. Not a test: a figure for the docs.
+Prints each run and the medians (seconds to /readyz 200, seconds to the first 200 from
+POST /v1/predict, the CPU seconds the server used until then, resident memory after it) and writes
+bench/results/startup.json. Not a test: figures for the docs.
 """
 
 from __future__ import annotations
 
 import argparse
-import socket
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -17,33 +20,63 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import RESULTS, machine
+
 ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
 
 
 def _free_port() -> int:
+    import socket
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def seconds_to_ready(timeout_s: float = 30.0) -> float:
-    """Starts a server, waits for readiness, stops it; returns the time to ready."""
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used: what a loaded machine cannot inflate."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cold_start(timeout_s: float = 60.0) -> dict[str, float]:
+    """Starts a server, waits for readiness and a first prediction, reads its RSS, stops it."""
     port = _free_port()
+    base = f"http://127.0.0.1:{port}"
     start = time.monotonic()
     process = subprocess.Popen(
         [ATTNSERVE, "serve", "--port", str(port)],
+        env={**os.environ, "ATTNSERVE_LOG_LEVEL": "warning"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
+        ready = None
         while time.monotonic() - start < timeout_s:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    return time.monotonic() - start
+                if ready is None and httpx.get(f"{base}/readyz").status_code == 200:
+                    ready = time.monotonic() - start
+                if ready is not None:
+                    answer = httpx.post(f"{base}/v1/predict", json={"text": "Works great"})
+                    if answer.status_code == 200:
+                        first = time.monotonic() - start
+                        return {
+                            "ready_s": ready,
+                            "first_prediction_s": first,
+                            "cpu_s": _cpu_s(process.pid),
+                            "rss_mb": _rss_mb(process.pid),
+                        }
             except httpx.TransportError:
                 pass
             time.sleep(0.01)
-        raise TimeoutError(f"not ready within {timeout_s} s")
+        raise TimeoutError(f"no prediction within {timeout_s} s")
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -53,11 +86,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
-    times = []
+    started_on = machine()
+    results = []
     for run in range(1, runs + 1):
-        times.append(seconds_to_ready())
-        print(f"run {run}: ready after {times[-1]:.2f} s")
-    print(f"cold start, median of {runs}: {statistics.median(times):.2f} s")
+        results.append(cold_start())
+        r = results[-1]
+        print(
+            f"run {run}: ready after {r['ready_s']:.2f} s, first prediction after "
+            f"{r['first_prediction_s']:.2f} s ({r['cpu_s']:.2f} s of CPU), "
+            f"RSS {r['rss_mb']:.0f} MB",
+            flush=True,
+        )
+    medians = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    print(
+        f"median of {runs}: ready {medians['ready_s']:.2f} s, first prediction "
+        f"{medians['first_prediction_s']:.2f} s ({medians['cpu_s']:.2f} s of CPU), "
+        f"RSS {medians['rss_mb']:.0f} MB"
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "startup.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join(["python -m bench.startup", *sys.argv[1:]]),
+                "machine": started_on,
+                "runs": results,
+                "medians": medians,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import onnxruntime
 import tokenizers
 import torch
 
+from export.optimize import OptimizationLevel, describe, optimize_graph
 from export.parity import check_parity
 from export.quantize import compare_int8, quantize_int8
 from export.spec import DYNAMO_OPSET, MAX_SEQUENCE, OPSET, dynamic_axes, input_specs, output_specs
@@ -55,6 +56,7 @@ def export_run(
     int8: bool = False,
     max_accuracy_drop: float = 0.005,
     min_agreement: float = 0.99,
+    optimize: OptimizationLevel | None = None,
 ) -> Path:
     """Exports, checks and writes `repository/name/version`; returns that directory.
 
@@ -71,6 +73,12 @@ def export_run(
     with _staging(repository) as staging:
         fp32_path = staging / (FP32_FILE if int8 else MODEL_FILE)
         opset = export_onnx(checkpoint.model, checkpoint.config, fp32_path)
+        if optimize is not None:
+            # The optimised graph replaces the exported one, then faces the same parity check.
+            exported = staging / "exported.onnx"
+            fp32_path.rename(exported)
+            optimize_graph(exported, fp32_path, optimize)
+            exported.unlink()
         parity = check_parity(checkpoint.model, fp32_path, encoder, sentences)
         quantization = None
         if int8:
@@ -88,7 +96,7 @@ def export_run(
             # kept beside the run for benchmarks (bench/latency.py); not part of the artifact
             shutil.move(fp32_path, run_dir / FP32_FILE)
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
-        build_manifest(
+        manifest = build_manifest(
             checkpoint,
             encoder,
             parity,
@@ -97,7 +105,10 @@ def export_run(
             version=version,
             opset=opset,
             quantization=quantization,
-        ).write(staging)
+        )
+        if optimize is not None:
+            manifest = manifest.model_copy(update={"graph_optimization": describe(optimize)})
+        manifest.write(staging)
         _move_into_place(staging, target)
     return target
 

@@ -52,8 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
         )
         yield
-        app.state.registry = None
+        registry, app.state.registry = app.state.registry, None
         metrics.observe_models(None)
+        await registry.close()
         logger.info("stopped")
 
     app = FastAPI(

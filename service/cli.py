@@ -15,6 +15,7 @@ the serving commands work on the serving install alone.
 
 from __future__ import annotations
 
+import os
 import signal
 import statistics
 from pathlib import Path
@@ -129,10 +130,19 @@ def export(
     min_agreement: Annotated[
         float, typer.Option(help="With --int8: least share of test labels int8 and fp32 agree on.")
     ] = 0.99,
+    optimize: Annotated[
+        str | None,
+        typer.Option(
+            help="Save ONNX Runtime's optimised graph (basic or extended) instead of the "
+            "exported one; it is parity-checked against PyTorch like any export."
+        ),
+    ] = None,
 ) -> None:
     """Export a trained run to ONNX, check parity with PyTorch, write the model directory."""
     from export.onnx_export import export_run
 
+    if optimize not in (None, "basic", "extended"):
+        raise typer.BadParameter("--optimize takes basic or extended")
     model_dir = export_run(
         run_dir,
         repository,
@@ -142,6 +152,7 @@ def export(
         int8=int8,
         max_accuracy_drop=max_accuracy_drop,
         min_agreement=min_agreement,
+        optimize=optimize,  # type: ignore[arg-type]
     )
     typer.echo(f"wrote {model_dir}")
 
@@ -189,6 +200,14 @@ def evaluate(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default ATTNSERVE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default ATTNSERVE_PORT).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes, each with its own copy of the models. Unless "
+            "ATTNSERVE_INTRA_OP_THREADS is set, each gets cores / workers ONNX Runtime threads.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the model repository over HTTP (settings from ATTNSERVE_* variables)."""
     import uvicorn
@@ -196,10 +215,28 @@ def serve(
     from service.app import create_app
     from service.settings import Settings
 
-    # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
-    signal.signal(signal.SIGTERM, _exit_cleanly)
     overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    if workers > 1:
+        # Each worker builds its app from the environment: hand the overrides down that way.
+        os.environ.update(
+            {f"ATTNSERVE_{key.upper()}": str(value) for key, value in overrides.items()}
+        )
+        if settings.intra_op_threads == 0:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            os.environ["ATTNSERVE_INTRA_OP_THREADS"] = str(threads)
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+        return
+    # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

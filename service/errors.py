@@ -14,6 +14,7 @@ ServiceError                 answered as {"error": {code, message, details}}, or
 ├── TextTooLong              413  a text longer than `max_text_chars`
 ├── BodyTooLarge             413  a body larger than `max_body_bytes`
 ├── ModelNotReady            503  models are not loaded (yet, or any more)
+├── Overloaded               503  the batching queue is full; Retry-After says when to retry
 └── InternalError            500  our bug; the details stay in the server log
 
 StartupError                 the service cannot start; raised before serving anything
@@ -46,6 +47,7 @@ class ServiceError(Exception):
 
     status_code: int = 500
     code: str = "internal_error"
+    headers: Mapping[str, str] | None = None
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -155,6 +157,19 @@ class ModelNotReady(ServiceError):
         super().__init__("Models are not loaded; try again shortly.")
 
 
+class Overloaded(ServiceError):
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, queued: int, limit: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"The server is busy: {queued} texts are waiting, the queue holds {limit}. "
+            f"Retry after {retry_after_s} s.",
+            {"queued": queued, "limit": limit, "retry_after_s": retry_after_s},
+        )
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
 class InternalError(ServiceError):
     status_code = 500
     code = "internal_error"
@@ -224,7 +239,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return _answer(request, exc)
+    return _answer(request, exc, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

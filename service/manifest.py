@@ -124,6 +124,9 @@ class Manifest(BaseModel):
     quantization: QuantizationRecord | None = Field(
         default=None, description="set when model.onnx is an int8 quantisation"
     )
+    graph_optimization: str | None = Field(
+        default=None, description="how model.onnx was optimised offline at export, if it was"
+    )
     files: dict[str, str] = Field(description="file name -> sha256, for every artifact file")
     libraries: dict[str, str]
     created_at: str

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from service.artifact import LoadedModel
+from service.batching import BatchingRunner
 from service.errors import EmptyText, TextTooLong, TooManyTexts
 from service.inference import InferenceOutput, InferenceRunner, OnnxModelRunner
-from service.schemas import ModelInfo, Prediction, PredictResponse, Token
+from service.schemas import ModelInfo, PredictResponse
 from service.settings import Settings
 from service.tokenization import EncodedText, PaddedBatch, word_attention
 
@@ -39,7 +41,7 @@ class Predictor:
         self.manifest = model.manifest
         self.max_texts = settings.max_texts_per_request
         self.max_chars = settings.max_text_chars
-        self.runner = runner if runner is not None else OnnxModelRunner(model.session)
+        self.runner = runner if runner is not None else _default_runner(model, settings)
         self.info = ModelInfo(
             **self.manifest.model_dump(include=set(ModelInfo.model_fields) - {"provider"}),
             provider=model.provider,
@@ -50,6 +52,11 @@ class Predictor:
         start = time.perf_counter()
         output = await self.runner.run(prepared.batch)
         return self._finish(prepared, output, _ms_since(start))
+
+    async def close(self) -> None:
+        """Stops the batcher, if there is one."""
+        if isinstance(self.runner, BatchingRunner):
+            await self.runner.close()
 
     def predict_sync(self, texts: list[str]) -> PredictResult:
         prepared = self._prepare(texts)
@@ -80,8 +87,14 @@ class Predictor:
             self._prediction(text, item, output, row)
             for row, (text, item) in enumerate(zip(prepared.texts, prepared.encoded, strict=True))
         ]
-        response = PredictResponse(
-            model=self.manifest.name, version=self.manifest.version, predictions=predictions
+        # Plain dicts validated once in pydantic's core: about 4x cheaper for a 64-text answer
+        # than building every Token and Prediction in Python, model_construct included.
+        response = PredictResponse.model_validate(
+            {
+                "model": self.manifest.name,
+                "version": self.manifest.version,
+                "predictions": predictions,
+            }
         )
         timings = {
             "tokenize": prepared.tokenize_ms,
@@ -92,27 +105,41 @@ class Predictor:
 
     def _prediction(
         self, text: str, item: EncodedText, output: InferenceOutput, row: int
-    ) -> Prediction:
+    ) -> dict[str, Any]:
+        """One `Prediction`, as the dict PredictResponse validates."""
         labels = self.manifest.labels
-        probabilities = [float(p) for p in output.probabilities[row]]
+        probabilities: list[float] = output.probabilities[row].tolist()
         best = max(range(len(labels)), key=probabilities.__getitem__)
         # Padding columns are dropped; word pieces are summed into their words.
         weights: list[float | None] = (
-            [float(w) for w in word_attention(item, output.attention[row])]
+            word_attention(item, output.attention[row]).tolist()
             if self.manifest.has_attention
             else [None] * len(item.words)
         )
         tokens = [
-            Token(text=text[start:end], start=start, end=end, attention=weight)
+            {"text": text[start:end], "start": start, "end": end, "attention": weight}
             for (start, end), weight in zip(item.words, weights, strict=True)
         ]
-        return Prediction(
-            label=labels[best],
-            score=probabilities[best],
-            probabilities=dict(zip(labels, probabilities, strict=True)),
-            tokens=tokens,
-            truncated=item.truncated,
-        )
+        return {
+            "label": labels[best],
+            "score": probabilities[best],
+            "probabilities": dict(zip(labels, probabilities, strict=True)),
+            "tokens": tokens,
+            "truncated": item.truncated,
+        }
+
+
+def _default_runner(model: LoadedModel, settings: Settings) -> InferenceRunner:
+    runner = OnnxModelRunner(model.session)
+    if not settings.batching:
+        return runner
+    return BatchingRunner(
+        runner,
+        pad_id=model.encoder.pad_id,
+        max_batch_size=settings.batch_max_size,
+        max_delay_ms=settings.batch_max_delay_ms,
+        max_queue_texts=settings.batch_queue_texts,
+    )
 
 
 def _ms_since(start: float) -> float:

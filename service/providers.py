@@ -27,6 +27,7 @@ class SessionConfig:
     """True for an explicit choice: a session that does not run on providers[0] is an error."""
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    spinning: bool = False
 
     @classmethod
     def from_settings(
@@ -37,12 +38,17 @@ class SessionConfig:
             exact=settings.providers != "auto",
             intra_op_threads=settings.intra_op_threads,
             inter_op_threads=settings.inter_op_threads,
+            spinning=settings.intra_op_spinning,
         )
 
     def session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = self.inter_op_threads
+        # Spinning threads wait for work hot: they take CPU the event loop needs between runs.
+        spin = "1" if self.spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         return options
 
     def check_active(self, active: Sequence[str]) -> str:

@@ -61,6 +61,11 @@ class ModelRegistry:
             raise ModelNotFound(name, self.names)
         return self.predictors[name]
 
+    async def close(self) -> None:
+        """Stops every model's batcher."""
+        for predictor in self.predictors.values():
+            await predictor.close()
+
     def list_models(self) -> ModelList:
         return ModelList(
             default_model=self.default_model,

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(default=0, ge=0)
     """Threads ONNX Runtime may use across independent operators; 0 lets ONNX Runtime decide."""
 
+    intra_op_spinning: bool = False
+    """Let ONNX Runtime's idle threads spin for work: faster hand-offs on idle cores, but they
+    take CPU from the event loop on busy ones."""
+
     host: str = "127.0.0.1"
     """Interface the HTTP server binds to."""
 
@@ -56,6 +60,18 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     """Largest request body accepted, checked before parsing (413 above)."""
+
+    batching: bool = True
+    """Merge concurrent requests' texts into shared ONNX Runtime calls (service/batching.py)."""
+
+    batch_max_size: int = Field(default=16, ge=1)
+    """Most texts in one batched ONNX Runtime call (a larger request still runs, alone)."""
+
+    batch_max_delay_ms: float = Field(default=0.0, ge=0.0)
+    """Longest a batch waits for more texts once one is queued; 0 takes only what is waiting."""
+
+    batch_queue_texts: int = Field(default=2048, ge=1)
+    """Most texts waiting for inference per model; past it requests get 503 with Retry-After."""
 
     @model_validator(mode="after")
     def _shipped_default(self) -> Settings:

@@ -13,14 +13,17 @@ import pytest
 import torch
 
 from export.onnx_export import export_run
+from export.optimize import describe
 from export.parity import ParityError, check_parity, parity_batches
 from models.checkpoint import Checkpoint, RunRecord, load_checkpoint, save_checkpoint
 from models.config import ModelConfig
 from models.data import DataSplit, load_sources, split_examples
 from models.registry import ARCHITECTURES, build_model
 from models.tokenizer import train_tokenizer
+from service.artifact import load_artifact
 from service.manifest import (
     INPUT_NAMES,
+    MANIFEST_FILE,
     MODEL_FILE,
     OUTPUT_NAMES,
     TOKENIZER_FILE,
@@ -29,6 +32,7 @@ from service.manifest import (
     SplitRecord,
     TrainingRecord,
 )
+from service.providers import CPU, SessionConfig
 from service.tokenization import TextEncoder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -314,3 +318,34 @@ def test_existing_version_is_replaced_only_on_request(
     assert Manifest.read(model_dir).parity.shapes == [
         batch.input_ids.shape for batch in test_batches
     ]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURE_NAMES)
+def test_an_optimised_export_is_parity_checked_recorded_and_served(
+    runs: dict[str, Path],
+    exports: dict[str, Exported],
+    repository: Path,
+    sentences: list[str],
+    architecture: str,
+) -> None:
+    model_dir = export_run(
+        runs[architecture],
+        repository,
+        name=f"{architecture}-optimised",
+        parity_sentences=sentences,
+        optimize="extended",
+    )
+
+    manifest = Manifest.read(model_dir)
+    assert manifest.graph_optimization == describe("extended")
+    assert manifest.parity.max_abs_diff and max(manifest.parity.max_abs_diff.values()) <= 1e-4
+    assert sorted(path.name for path in model_dir.iterdir()) == [
+        MANIFEST_FILE,
+        MODEL_FILE,
+        TOKENIZER_FILE,
+    ]
+    plain = onnx.load(exports[architecture].model_dir / MODEL_FILE)
+    assert len(onnx.load(model_dir / MODEL_FILE).graph.node) < len(plain.graph.node)
+    # The service verifies and opens it like any other artifact.
+    loaded = load_artifact(model_dir, SessionConfig(providers=(CPU,), exact=True))
+    assert loaded.manifest == manifest

@@ -1,0 +1,26 @@
+"""The whole benchmark suite, then BENCHMARKS.md: `.venv/bin/python -m bench`.
+
+Runs bench.startup, bench.inprocess and bench.http (each also runs alone, see its docstring)
+and writes their figures into BENCHMARKS.md with bench.report. Takes about 15 minutes on 2
+cores. Needs `wrk` (Debian: apt-get install wrk) and the train extra (the PyTorch side).
+bench.tune, which chose the batching defaults, runs on its own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from bench.common import REPO_ROOT
+
+STEPS = ["bench.startup", "bench.inprocess", "bench.http", "bench.report"]
+
+
+def main() -> None:
+    for step in STEPS:
+        print(f"== {step}", flush=True)
+        subprocess.run([sys.executable, "-m", step], cwd=REPO_ROOT, check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Over HTTP on 127.0.0.1: attnserve against the floor, naive and plain servers, interleaved.
+
+    .venv/bin/python -m bench.http [--rounds 3] [--seconds 5]
+
+Every server is started once; each round runs every scenario against every server in turn
+(so drifts of a noisy machine hit them all alike), driven by `wrk` with bench/wrk/post.lua.
+Prints each run, then the medians, and writes bench/results/http.json. Needs `wrk`
+(Debian: apt-get install wrk) and, for the naive server, the train extra and a trained run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import (
+    DEFAULT_MODEL_DIR,
+    DEFAULT_RUN_DIR,
+    REPO_ROOT,
+    RESULTS,
+    ensure_run,
+    machine,
+    sentences,
+)
+
+LUA = REPO_ROOT / "bench" / "wrk" / "post.lua"
+ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    connections: int
+    texts_per_request: int
+
+
+SCENARIOS = [
+    Scenario("1 connection", 1, 1),
+    Scenario("32 connections", 32, 1),
+    Scenario("128 connections", 128, 1),
+    Scenario("64-text requests, 8 connections", 8, 64),
+]
+
+
+def server_commands(model_dir: Path, run_dir: Path, workers: int) -> dict[str, list[str]]:
+    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"]
+    commands = {
+        "attnserve": [ATTNSERVE, "serve"],
+        "floor": [*uvicorn, "bench.servers.floor:create_app"],
+        "naive": [*uvicorn, "bench.servers.naive:create_app"],
+        "plain": [*uvicorn, "bench.servers.plain:create_app"],
+    }
+    if workers > 1:
+        commands[f"attnserve --workers {workers}"] = [ATTNSERVE, "serve", "--workers", str(workers)]
+    return commands
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str]) -> Iterator[str]:
+    """Starts a server on a free port, waits until it answers a prediction; yields its URL."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1/predict"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.post(url, json={"text": "fine"}).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{command} did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict[str, Any]:
+    """One wrk run: requests/s, p50/p90/p99 latency in ms, non-2xx count."""
+    threads = min(2, connections)
+    done = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(LUA), url],
+        env={**os.environ, "BODIES": str(bodies)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"^WRKJSON (.*)$", done.stdout, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"wrk printed no figures:\n{done.stdout}\n{done.stderr}")
+    raw = json.loads(found.group(1))
+    return {
+        "requests_per_s": raw["requests"] / (raw["duration_us"] / 1e6),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "non_2xx": raw["non_2xx"],
+        "socket_errors": raw["socket_errors"],
+    }
+
+
+def write_bodies(directory: Path) -> dict[int, Path]:
+    """One JSON body a line: single texts, and 64-text batches, from the UCI sentences."""
+    texts = sentences()
+    files = {1: directory / "single.txt", 64: directory / "batch64.txt"}
+    files[1].write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n")
+    batches = [texts[i : i + 64] for i in range(0, len(texts) - 64, 61)]
+    files[64].write_text("\n".join(json.dumps({"texts": b}) for b in batches) + "\n")
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="also serve attnserve so")
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    parser.add_argument("--only", nargs="*", help="servers to run (default: all)")
+    args = parser.parse_args()
+    started_on = machine()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    ensure_run(args.run_dir)
+    env = {
+        "ATTNSERVE_LOG_LEVEL": "warning",
+        "ATTNSERVE_MODEL_REPOSITORY": str(args.model_dir.parent.parent),
+        "BENCH_MODEL_DIR": str(args.model_dir),
+        "BENCH_RUN_DIR": str(args.run_dir),
+    }
+    commands = server_commands(args.model_dir, args.run_dir, args.workers)
+    if args.only:
+        commands = {name: commands[name] for name in args.only}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    bodies = write_bodies(Path(tempfile.mkdtemp(prefix="bench-bodies-")))
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        s.name: {name: [] for name in commands} for s in SCENARIOS
+    }
+    for round_ in range(1, args.rounds + 1):
+        for name, command in commands.items():
+            # One server at a time, so they never compete for the cores.
+            with running(command, env) as url:
+                for scenario in SCENARIOS:
+                    body_file = bodies[scenario.texts_per_request]
+                    wrk(url, body_file, scenario.connections, 1)  # warm-up
+                    figures = wrk(url, body_file, scenario.connections, args.seconds)
+                    figures["sentences_per_s"] = (
+                        figures["requests_per_s"] * scenario.texts_per_request
+                    )
+                    runs[scenario.name][name].append(figures)
+                    print(
+                        f"round {round_} {scenario.name:<34} {name:<22} "
+                        f"{figures['requests_per_s']:9.0f} req/s  "
+                        f"{figures['sentences_per_s']:9.0f} sentences/s  "
+                        f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms"
+                        f"  non-2xx {figures['non_2xx']}",
+                        flush=True,
+                    )
+    medians = {
+        scenario: {
+            name: {
+                key: statistics.median(run[key] for run in server_runs)
+                for key in server_runs[0]
+                if key not in ("non_2xx", "socket_errors")
+            }
+            | {"non_2xx": sum(run["non_2xx"] for run in server_runs)}
+            for name, server_runs in servers.items()
+        }
+        for scenario, servers in runs.items()
+    }
+    print(f"\nmedians of {args.rounds} rounds, {args.seconds:g} s each:")
+    for scenario_name, servers in medians.items():
+        for name, m in servers.items():
+            print(
+                f"{scenario_name:<34} {name:<22} {m['requests_per_s']:9.0f} req/s  "
+                f"{m['sentences_per_s']:9.0f} sentences/s  "
+                f"p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:7.2f} ms"
+            )
+    (RESULTS / "http.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join(["python -m bench.http", *sys.argv[1:]]),
+                "machine": started_on,
+                "rounds": args.rounds,
+                "seconds": args.seconds,
+                "model": str(args.model_dir),
+                "medians": medians,
+                "runs": runs,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

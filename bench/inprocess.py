@@ -1,0 +1,195 @@
+"""In-process: ONNX Runtime (as the service opens it) against PyTorch eager, same model, same input.
+
+    .venv/bin/python -m bench.inprocess [--reps 30]
+
+Each side runs on one thread (see THREADS). Batches of real sentences (1, 8, 64, 256;
+padded to their longest), then latency against
+text length (8 to 512 tokens, batch 1) and against batch size (1 to 256). Every figure is the
+median of `reps` timed calls after a warm-up. Prints them, writes bench/results/inprocess.json
+and the plots bench/results/latency_by_length.png and latency_by_batch.png. Needs the train
+extra (PyTorch) and the trained run (trained if absent). int8 rows appear where
+export/quantize.py exists: the model is quantised (dynamic int8) into a temporary file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bench.common import DEFAULT_MODEL_DIR, DEFAULT_RUN_DIR, RESULTS, ensure_run, machine, sentences
+from service.artifact import load_artifact
+from service.inference import OnnxModelRunner
+from service.providers import CPU, SessionConfig
+from service.tokenization import PaddedBatch
+
+BATCHES = (1, 8, 64, 256)
+LENGTHS = (8, 16, 32, 64, 128, 256, 512)
+BATCH_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+Ids = npt.NDArray[np.int64]
+Run = Callable[[Ids, Ids], Any]
+
+
+def median_ms(call: Callable[[], Any], reps: int) -> float:
+    for _ in range(3):
+        call()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000.0
+
+
+def time_each(runners: dict[str, Run], ids: Ids, mask: Ids, reps: int) -> dict[str, float]:
+    """Median ms of each runner on the same input, the runners taking turns."""
+    return {name: median_ms(lambda run=run: run(ids, mask), reps) for name, run in runners.items()}  # type: ignore[misc]
+
+
+# One thread each: on a shared 2-core machine, multi-threaded timings measure the other
+# tenants (PyTorch's spinning OpenMP threads suffer most), not the libraries.
+THREADS = 1
+
+
+def onnx_runner(model_dir: Path) -> Run:
+    config = SessionConfig(providers=(CPU,), exact=True, intra_op_threads=THREADS)
+    model = load_artifact(model_dir, config)
+    runner = OnnxModelRunner(model.session)
+    return lambda ids, mask: runner.run_sync(PaddedBatch(input_ids=ids, attention_mask=mask))
+
+
+def int8_runner(model_dir: Path) -> Run | None:
+    """The model quantised by export/quantize.py (dynamic int8), where that module exists."""
+    try:
+        from export.quantize import quantize_int8  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        print("export/quantize.py is absent: no int8 figures")
+        return None
+    import onnxruntime as ort
+
+    int8_path = Path(tempfile.mkdtemp(prefix="bench-int8-")) / "model.onnx"
+    quantize_int8(model_dir / "model.onnx", int8_path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    session = ort.InferenceSession(str(int8_path), options, providers=[CPU])
+    runner = OnnxModelRunner(session)
+    return lambda ids, mask: runner.run_sync(PaddedBatch(input_ids=ids, attention_mask=mask))
+
+
+def torch_runner(run_dir: Path) -> Run:
+    import torch
+
+    from models.checkpoint import load_checkpoint
+
+    torch.set_num_threads(THREADS)
+    model = load_checkpoint(run_dir).model
+
+    def run(ids: Ids, mask: Ids) -> Any:
+        with torch.no_grad():
+            return model(torch.from_numpy(ids), torch.from_numpy(mask))
+
+    return run
+
+
+def real_batch(model_dir: Path, size: int) -> tuple[Ids, Ids]:
+    model = load_artifact(model_dir, SessionConfig(providers=(CPU,), exact=True))
+    texts = (sentences() * (size // 500 + 1))[:size]
+    batch = model.encoder.pad(model.encoder.encode(texts))
+    return batch.input_ids, batch.attention_mask
+
+
+def synthetic(size: int, length: int, vocab: int) -> tuple[Ids, Ids]:
+    rng = np.random.default_rng(0)
+    ids = rng.integers(2, vocab, size=(size, length), dtype=np.int64)
+    return ids, np.ones((size, length), dtype=np.int64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    args = parser.parse_args()
+    started_on = machine()
+    ensure_run(args.run_dir)
+    runners = {"onnxruntime fp32": onnx_runner(args.model_dir)}
+    int8 = int8_runner(args.model_dir)
+    if int8 is not None:
+        runners["onnxruntime int8"] = int8
+    runners["pytorch eager fp32"] = torch_runner(args.run_dir)
+    vocab = load_artifact(args.model_dir, SessionConfig((CPU,), exact=True)).encoder.vocab_size
+
+    by_batch: dict[str, dict[int, float]] = {name: {} for name in runners}
+    for size in BATCHES:
+        ids, mask = real_batch(args.model_dir, size)
+        for name, ms in time_each(runners, ids, mask, args.reps).items():
+            by_batch[name][size] = ms
+            print(
+                f"batch {size:>3} ({ids.shape[1]:>3} tokens)  {name:<20} {ms:8.3f} ms  "
+                f"{size / ms * 1000:9.0f} sentences/s",
+                flush=True,
+            )
+    by_length: dict[str, dict[int, float]] = {name: {} for name in runners}
+    for length in LENGTHS:
+        ids, mask = synthetic(1, length, vocab)
+        for name, ms in time_each(runners, ids, mask, args.reps).items():
+            by_length[name][length] = ms
+            print(f"length {length:>3}, batch 1  {name:<20} {ms:8.3f} ms")
+    sweep: dict[str, dict[int, float]] = {name: {} for name in runners}
+    for size in BATCH_SWEEP:
+        ids, mask = synthetic(size, 24, vocab)
+        for name, ms in time_each(runners, ids, mask, args.reps).items():
+            sweep[name][size] = ms
+            print(f"batch {size:>3}, 24 tokens  {name:<20} {ms:8.3f} ms")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "inprocess.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join(["python -m bench.inprocess", *sys.argv[1:]]),
+                "machine": started_on,
+                "reps": args.reps,
+                "by_batch_ms": by_batch,
+                "by_length_ms": by_length,
+                "batch_sweep_24_tokens_ms": sweep,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    plot(by_length, "tokens in the text (batch 1)", RESULTS / "latency_by_length.png")
+    plot(sweep, "texts in the batch (24 tokens each)", RESULTS / "latency_by_batch.png")
+
+
+def plot(series: dict[str, dict[int, float]], xlabel: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for name, points in series.items():
+        axes.plot(list(points), list(points.values()), marker="o", label=name)
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("latency, ms (median)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Writes the figures of bench/results/*.json into BENCHMARKS.md, between its figure markers.
+
+    .venv/bin/python -m bench.report
+
+Everything between `<!-- figures:start -->` and `<!-- figures:end -->` is regenerated; the
+text around the markers (the analysis) is kept as written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO_ROOT, RESULTS
+
+DOC = REPO_ROOT / "BENCHMARKS.md"
+START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+SCENARIO_32 = "32 connections"
+SCENARIO_1 = "1 connection"
+SCENARIO_BATCH = "64-text requests, 8 connections"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _machine(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    return (
+        f"`{results['command']}` on {m['cpu']}, {m['cores']} cores, {m['system']}, "
+        f"Python {m['python']}, {m['date']}, load average {m['load_average']} at the start"
+    )
+
+
+def _ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}x" if reference else "n/a"
+
+
+def http_section(http: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Over HTTP (127.0.0.1, wrk)",
+        "",
+        _machine(http),
+        "",
+        f"Medians of {http['rounds']} interleaved rounds of {http['seconds']} s per scenario "
+        "and server. Ratios are of requests/s (sentences/s for batches) to the floor's and to "
+        "the naive server's in the same run.",
+        "",
+        "| scenario | server | requests/s | sentences/s | p50 ms | p99 ms | x floor | x naive |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for scenario, servers in http["medians"].items():
+        floor = servers.get("floor", {}).get("sentences_per_s", 0.0)
+        naive = servers.get("naive", {}).get("sentences_per_s", 0.0)
+        for name, m in servers.items():
+            lines.append(
+                f"| {scenario} | {name} | {m['requests_per_s']:.0f} | {m['sentences_per_s']:.0f} "
+                f"| {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {_ratio(m['sentences_per_s'], floor)} "
+                f"| {_ratio(m['sentences_per_s'], naive)} |"
+            )
+    return [*lines, ""]
+
+
+def inprocess_section(inprocess: dict[str, Any]) -> list[str]:
+    by_batch = inprocess["by_batch_ms"]
+    names = list(by_batch)
+    torch_name = "pytorch eager fp32"
+    lines = [
+        "### In-process: ONNX Runtime against PyTorch eager",
+        "",
+        _machine(inprocess),
+        "",
+        f"Median of {inprocess['reps']} calls, one thread each; real sentences padded to the "
+        "batch's longest.",
+        "",
+        "| batch | "
+        + " | ".join(f"{n} ms (sentences/s)" for n in names)
+        + " | PyTorch ÷ ORT time |",
+        "|---:|" + "---:|" * (len(names) + 1),
+    ]
+    for size in by_batch[names[0]]:
+        cells = [
+            f"{by_batch[n][size]:.3f} ({int(size) / by_batch[n][size] * 1000:.0f})" for n in names
+        ]
+        speedup = by_batch[torch_name][size] / by_batch["onnxruntime fp32"][size]
+        lines.append(f"| {size} | " + " | ".join(cells) + f" | {speedup:.2f}x |")
+    lines += [
+        "",
+        "Latency against text length (batch 1) and against batch size (24 tokens):",
+        "",
+        "![latency by length](bench/results/latency_by_length.png)",
+        "![latency by batch](bench/results/latency_by_batch.png)",
+        "",
+    ]
+    for title, key in (
+        ("length (tokens, batch 1)", "by_length_ms"),
+        ("batch (24 tokens)", "batch_sweep_24_tokens_ms"),
+    ):
+        series = inprocess[key]
+        points = list(series[names[0]])
+        lines += [
+            f"| {title} | " + " | ".join(points) + " |",
+            "|---|" + "---:|" * len(points),
+        ]
+        lines += [
+            f"| {n} ms | " + " | ".join(f"{series[n][p]:.3f}" for p in points) + " |" for n in names
+        ]
+        lines.append("")
+    return lines
+
+
+def startup_section(startup: dict[str, Any]) -> list[str]:
+    m = startup["medians"]
+    return [
+        "### Cold start and memory",
+        "",
+        _machine(startup),
+        "",
+        f"Median of {len(startup['runs'])} launches of `attnserve serve` (one worker, the "
+        f"default model): ready after **{m['ready_s']:.2f} s**, first successful prediction "
+        f"after **{m['first_prediction_s']:.2f} s** (of which the server used "
+        f"{m.get('cpu_s', float('nan')):.2f} s of CPU), resident memory after it "
+        f"**{m['rss_mb']:.0f} MB**.",
+        "",
+    ]
+
+
+def profile_section(profile: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### Where the event loop's time goes: `{profile['command']}`",
+        "",
+        _machine(profile),
+        "",
+        f"{profile['samples']} samples of the thread holding the GIL, each counted under the "
+        "innermost layer it was in:",
+        "",
+        "| layer | share |",
+        "|---|---:|",
+        *(f"| {name} | {share:.1%} |" for name, share in profile["layers"].items()),
+        "",
+        "| top functions (self time) | share |",
+        "|---|---:|",
+        *(f"| `{name}` | {share:.1%} |" for name, share in profile["top_functions"].items()),
+        "",
+    ]
+    return lines
+
+
+def tune_section(tune: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Choosing the batching defaults",
+        "",
+        _machine(tune),
+        "",
+        f"Medians of {tune.get('rounds', 3)} interleaved rounds; each setting as stated:",
+        "",
+        *(
+            f"- {name}: `{' '.join(f'{k}={v}' for k, v in env.items())}`"
+            for name, env in tune["variants"].items()
+        ),
+        "",
+        "| scenario | setting | sentences/s | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for scenario, variants in tune["medians"].items():
+        for name, m in variants.items():
+            lines.append(
+                f"| {scenario} | {name} | {m['sentences_per_s']:.0f} | {m['p50_ms']:.2f} "
+                f"| {m['p99_ms']:.2f} |"
+            )
+    return [*lines, ""]
+
+
+def goals_section(
+    http: dict[str, Any] | None, inprocess: dict[str, Any] | None, startup: dict[str, Any] | None
+) -> list[str]:
+    rows = []
+    if http is not None:
+        medians = http["medians"]
+        at32 = medians[SCENARIO_32]
+        for name in (n for n in at32 if n.startswith("attnserve")):
+            ours = at32[name]["requests_per_s"]
+            floor_share = ours / at32["floor"]["requests_per_s"]
+            naive_times = ours / at32["naive"]["requests_per_s"]
+            rows.append(
+                f"| 32 connections, {name}: ≥ 50% of the floor | {floor_share:.0%} "
+                f"| {'met' if floor_share >= 0.5 else 'missed'} |"
+            )
+            rows.append(
+                f"| 32 connections, {name}: ≥ 5x the naive server | {naive_times:.2f}x "
+                f"| {'met' if naive_times >= 5 else 'missed'} |"
+            )
+        one = medians[SCENARIO_1]
+        gap = one["attnserve"]["p50_ms"] - one["floor"]["p50_ms"]
+        rows.append(
+            f"| 1 connection: p50 within 1 ms of the floor's | {gap:+.2f} ms "
+            f"| {'met' if gap <= 1 else 'missed'} |"
+        )
+        for name in (n for n in medians[SCENARIO_BATCH] if n.startswith("attnserve")):
+            rate = medians[SCENARIO_BATCH][name]["sentences_per_s"]
+            rows.append(
+                f"| 64-text requests, {name}: ≥ 20,000 sentences/s | {rate:.0f} "
+                f"| {'met' if rate >= 20000 else 'missed'} |"
+            )
+    if inprocess is not None:
+        by_batch = inprocess["by_batch_ms"]
+        ort, torch = by_batch["onnxruntime fp32"], by_batch["pytorch eager fp32"]
+        first = next(iter(ort))
+        speedup = torch[first] / ort[first]
+        rows.append(
+            f"| in-process, batch 1: ONNX Runtime ≥ 3x PyTorch | {speedup:.2f}x "
+            f"| {'met' if speedup >= 3 else 'missed'} |"
+        )
+        behind = [size for size in ort if ort[size] >= torch[size]]
+        rows.append(
+            "| in-process: ONNX Runtime ahead at every batch size | "
+            + ("ahead at all" if not behind else f"behind at {', '.join(behind)}")
+            + f" | {'met' if not behind else 'missed'} |"
+        )
+    if startup is not None:
+        m = startup["medians"]
+        rows.append(
+            f"| cold start ≤ 1.5 s (to the first prediction) | {m['first_prediction_s']:.2f} s "
+            f"({m.get('cpu_s', float('nan')):.2f} s of CPU) "
+            f"| {'met' if m['first_prediction_s'] <= 1.5 else 'missed'} |"
+        )
+        rows.append(
+            f"| resident memory ≤ 250 MB per worker | {m['rss_mb']:.0f} MB "
+            f"| {'met' if m['rss_mb'] <= 250 else 'missed'} |"
+        )
+    return [
+        "### Goals",
+        "",
+        "| goal | measured | |",
+        "|---|---:|---|",
+        *rows,
+        "",
+    ]
+
+
+def render() -> str:
+    http, inprocess, startup = (_load(name) for name in ("http", "inprocess", "startup"))
+    lines = [START, "", *goals_section(http, inprocess, startup)]
+    if http is not None:
+        lines += http_section(http)
+    if inprocess is not None:
+        lines += inprocess_section(inprocess)
+    if startup is not None:
+        lines += startup_section(startup)
+    for path in sorted(RESULTS.glob("profile-*.json")):
+        lines += profile_section(json.loads(path.read_text()))
+    for path in sorted(RESULTS.glob("tune*.json")):
+        lines += tune_section(json.loads(path.read_text()))
+    return "\n".join([*lines, END])
+
+
+def main() -> None:
+    figures = render()
+    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    before, _, rest = text.partition(START)
+    _, _, after = rest.partition(END)
+    DOC.write_text(before + figures + after)
+    print(f"wrote {Path(DOC).name}")
+
+
+if __name__ == "__main__":
+    main()

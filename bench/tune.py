@@ -1,0 +1,108 @@
+"""Chooses the batching defaults: attnserve under several settings, interleaved, over HTTP.
+
+    .venv/bin/python -m bench.tune [--rounds 3] [--seconds 4]
+
+Every variant states the settings it tests (the defaults of the time it was first run
+may differ). Each round serves the default model once per setting and drives it with wrk at 1 and 32
+connections with single texts, and with 64-text requests. Prints each run and the medians,
+and writes bench/results/tune.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine
+from bench.http import ATTNSERVE, SCENARIOS, running, write_bodies, wrk
+
+_SPIN = {"ATTNSERVE_INTRA_OP_SPINNING": "true"}
+VARIANTS: dict[str, dict[str, str]] = {
+    "no batching": {"ATTNSERVE_BATCHING": "false"} | _SPIN,
+    "max 8, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "8"} | _SPIN,
+    "max 16, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "16"} | _SPIN,
+    "max 32, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "32"} | _SPIN,
+    "max 64, delay 0": {"ATTNSERVE_BATCH_MAX_SIZE": "64"} | _SPIN,
+    "max 16, delay 1 ms": {"ATTNSERVE_BATCH_MAX_SIZE": "16", "ATTNSERVE_BATCH_MAX_DELAY_MS": "1"}
+    | _SPIN,
+    "max 16, 1 ORT thread": {"ATTNSERVE_BATCH_MAX_SIZE": "16", "ATTNSERVE_INTRA_OP_THREADS": "1"}
+    | _SPIN,
+    "max 16, no spinning": {
+        "ATTNSERVE_BATCH_MAX_SIZE": "16",
+        "ATTNSERVE_INTRA_OP_SPINNING": "false",
+    },
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--only", nargs="*", help="variants to run (default: all)")
+    parser.add_argument("--out", default="tune", help="results file: bench/results/OUT.json")
+    args = parser.parse_args()
+    started_on = machine()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    bodies = write_bodies(Path(tempfile.mkdtemp(prefix="bench-bodies-")))
+    base = {
+        "ATTNSERVE_LOG_LEVEL": "warning",
+        "ATTNSERVE_MODEL_REPOSITORY": str(DEFAULT_MODEL_DIR.parent.parent),
+    }
+    variants = {name: VARIANTS[name] for name in args.only} if args.only else VARIANTS
+    scenarios = [s for s in SCENARIOS if s.connections != 128]
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        s.name: {v: [] for v in variants} for s in scenarios
+    }
+    for round_ in range(1, args.rounds + 1):
+        for variant, env in variants.items():
+            with running([ATTNSERVE, "serve"], base | env) as url:
+                for scenario in scenarios:
+                    body_file = bodies[scenario.texts_per_request]
+                    wrk(url, body_file, scenario.connections, 1)
+                    figures = wrk(url, body_file, scenario.connections, args.seconds)
+                    figures["sentences_per_s"] = (
+                        figures["requests_per_s"] * scenario.texts_per_request
+                    )
+                    runs[scenario.name][variant].append(figures)
+                    print(
+                        f"round {round_} {scenario.name:<34} {variant:<22} "
+                        f"{figures['sentences_per_s']:9.0f} sentences/s  "
+                        f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms",
+                        flush=True,
+                    )
+    print(f"\nmedians of {args.rounds} rounds, {args.seconds} s each:")
+    medians: dict[str, dict[str, dict[str, float]]] = {}
+    for scenario_name, by_variant in runs.items():
+        medians[scenario_name] = {}
+        for variant, variant_runs in by_variant.items():
+            m = {
+                key: statistics.median(run[key] for run in variant_runs)
+                for key in ("sentences_per_s", "p50_ms", "p99_ms")
+            }
+            medians[scenario_name][variant] = m
+            print(
+                f"{scenario_name:<34} {variant:<22} {m['sentences_per_s']:9.0f} sentences/s  "
+                f"p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:7.2f} ms"
+            )
+    (RESULTS / f"{args.out}.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join(["python -m bench.tune", *sys.argv[1:]]),
+                "machine": started_on,
+                "rounds": args.rounds,
+                "variants": variants,
+                "medians": medians,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

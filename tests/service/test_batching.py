@@ -1,0 +1,210 @@
+"""Dynamic batching with the shipped model: shared batches answer as one-by-one calls do."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.artifact import LoadedModel
+from service.batching import BatchingRunner
+from service.errors import Overloaded
+from service.inference import InferenceOutput, OnnxModelRunner
+from service.tokenization import PaddedBatch
+from tests.conftest import cpu_settings
+
+TEXTS = [
+    "ok",
+    "Great value, works perfectly.",
+    "Stopped charging after a week and support never answered my emails about it.",
+    "The battery life is great but the screen is awful",
+    "meh",
+    "I would buy this again without a second thought, it is simply the best phone I own.",
+    "Awful.",
+    "Not worth the money",
+]
+
+
+class RecordingRunner(OnnxModelRunner):
+    """The real runner, recording the shape of every batch it ran."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.shapes: list[tuple[int, int]] = []
+
+    def run_sync(self, batch: PaddedBatch) -> InferenceOutput:
+        self.shapes.append(batch.input_ids.shape)
+        return super().run_sync(batch)
+
+
+def _one_by_one(model: LoadedModel, texts: list[str]) -> list[InferenceOutput]:
+    runner = OnnxModelRunner(model.session)
+    return [runner.run_sync(model.encoder.pad(model.encoder.encode([text]))) for text in texts]
+
+
+@pytest.mark.anyio
+async def test_concurrent_texts_share_batches_and_get_their_one_by_one_answers(
+    loaded_model: LoadedModel,
+) -> None:
+    inner = RecordingRunner(loaded_model.session)
+    batcher = BatchingRunner(
+        inner, loaded_model.encoder.pad_id, max_batch_size=3, max_delay_ms=50, max_queue_texts=64
+    )
+    encoder = loaded_model.encoder
+
+    try:
+        batched = await asyncio.gather(
+            *(batcher.run(encoder.pad(encoder.encode([text]))) for text in TEXTS)
+        )
+    finally:
+        await batcher.close()
+
+    # 8 texts, at most 3 per batch: 3 + 3 + 2, each padded to its own longest row.
+    assert [rows for rows, _ in inner.shapes] == [3, 3, 2]
+    lengths = [len(item.ids) for item in encoder.encode(TEXTS)]
+    assert [width for _, width in inner.shapes] == [
+        max(lengths[0:3]),
+        max(lengths[3:6]),
+        max(lengths[6:8]),
+    ]
+    for text, together, alone in zip(TEXTS, batched, _one_by_one(loaded_model, TEXTS), strict=True):
+        assert together.attention.shape == alone.attention.shape, text
+        np.testing.assert_allclose(together.probabilities, alone.probabilities, atol=1e-6)
+        np.testing.assert_allclose(together.attention, alone.attention, atol=1e-6)
+
+
+@pytest.mark.anyio
+async def test_a_request_larger_than_a_batch_rides_in_several_cut_to_their_longest_row(
+    loaded_model: LoadedModel,
+) -> None:
+    inner = RecordingRunner(loaded_model.session)
+    encoder = loaded_model.encoder
+    batcher = BatchingRunner(inner, encoder.pad_id, 3, max_delay_ms=0, max_queue_texts=64)
+    batch = encoder.pad(encoder.encode(TEXTS))
+
+    try:
+        together = await batcher.run(batch)
+    finally:
+        await batcher.close()
+
+    lengths = [len(item.ids) for item in encoder.encode(TEXTS)]
+    assert inner.shapes == [
+        (3, max(lengths[0:3])),
+        (3, max(lengths[3:6])),
+        (2, max(lengths[6:8])),
+    ]
+    alone = OnnxModelRunner(loaded_model.session).run_sync(batch)
+    assert together.attention.shape == alone.attention.shape == batch.input_ids.shape
+    np.testing.assert_allclose(together.probabilities, alone.probabilities, atol=1e-6)
+    np.testing.assert_allclose(together.attention, alone.attention, atol=1e-6)
+
+
+@pytest.mark.anyio
+async def test_padding_with_longer_neighbours_leaves_zero_attention_on_the_padding(
+    loaded_model: LoadedModel,
+) -> None:
+    # The invariance batching relies on, checked on the merged batch itself.
+    encoder = loaded_model.encoder
+    batcher = BatchingRunner(
+        OnnxModelRunner(loaded_model.session), encoder.pad_id, 64, 0, max_queue_texts=64
+    )
+    merged = batcher.merge([encoder.pad(encoder.encode([text])) for text in TEXTS])
+    output = OnnxModelRunner(loaded_model.session).run_sync(merged)
+
+    padding = merged.attention_mask == 0
+    assert padding.any()
+    assert np.all(output.attention[padding] == 0.0)
+    for row, alone in enumerate(_one_by_one(loaded_model, TEXTS)):
+        np.testing.assert_allclose(output.probabilities[row], alone.probabilities[0], atol=1e-6)
+
+
+@pytest.mark.anyio
+async def test_a_full_queue_refuses_at_once_and_recovers(loaded_model: LoadedModel) -> None:
+    encoder = loaded_model.encoder
+    batcher = BatchingRunner(
+        OnnxModelRunner(loaded_model.session),
+        encoder.pad_id,
+        max_batch_size=64,
+        max_delay_ms=300,
+        max_queue_texts=2,
+    )
+    two = encoder.pad(encoder.encode(TEXTS[:2]))
+    try:
+        first = asyncio.ensure_future(batcher.run(two))
+        await asyncio.sleep(0.05)  # queued, waiting out the delay
+
+        with pytest.raises(Overloaded) as refused:
+            await batcher.run(encoder.pad(encoder.encode(["one more"])))
+        assert refused.value.headers == {"Retry-After": "1"}
+        assert (await first).probabilities.shape == (2, 2)
+        assert (await batcher.run(two)).probabilities.shape == (2, 2)
+    finally:
+        await batcher.close()
+
+
+def test_concurrent_requests_through_the_app_answer_as_unbatched_ones(
+    shipped_repository: Path,
+) -> None:
+    plain = cpu_settings(shipped_repository, batching=False)
+    batched = cpu_settings(shipped_repository, batch_max_size=4, batch_max_delay_ms=20)
+    with TestClient(create_app(plain)) as client:
+        expected = [client.post("/v1/predict", json={"text": t}).json() for t in TEXTS]
+    with TestClient(create_app(batched)) as client, ThreadPoolExecutor(len(TEXTS)) as pool:
+        answers = list(pool.map(lambda t: client.post("/v1/predict", json={"text": t}), TEXTS))
+        multi = client.post("/v1/predict", json={"texts": TEXTS})
+
+    assert [answer.status_code for answer in answers] == [200] * len(TEXTS)
+    for got, want in zip([a.json() for a in answers], expected, strict=True):
+        _assert_same_answer(got, want)
+    for got, want in zip(multi.json()["predictions"], expected, strict=True):
+        _assert_same_answer({**multi.json(), "predictions": [got]}, want)
+
+
+def test_a_full_queue_is_503_with_retry_after_and_the_error_body(
+    shipped_repository: Path,
+) -> None:
+    settings = cpu_settings(shipped_repository, batch_max_delay_ms=1000, batch_queue_texts=1)
+    with TestClient(create_app(settings)) as client:
+        first: dict[str, Any] = {}
+        waiting = threading.Thread(
+            target=lambda: first.update(r=client.post("/v1/predict", json={"text": "fine"}))
+        )
+        waiting.start()
+        time.sleep(0.3)
+        refused = client.post("/v1/predict", json={"text": "too many"})
+        waiting.join()
+        after = client.post("/v1/predict", json={"text": "fine again"})
+
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json() == {
+        "error": {
+            "code": "overloaded",
+            "message": "The server is busy: 1 texts are waiting, the queue holds 1. "
+            "Retry after 1 s.",
+            "details": {"queued": 1, "limit": 1, "retry_after_s": 1},
+        }
+    }
+    assert first["r"].status_code == 200
+    assert after.status_code == 200
+
+
+def _assert_same_answer(got: dict[str, Any], want: dict[str, Any]) -> None:
+    assert (got["model"], got["version"]) == (want["model"], want["version"])
+    (g,), (w,) = got["predictions"], want["predictions"]
+    assert (g["label"], g["truncated"]) == (w["label"], w["truncated"])
+    assert g["probabilities"] == pytest.approx(w["probabilities"], abs=1e-6)
+    assert [(t["text"], t["start"], t["end"]) for t in g["tokens"]] == [
+        (t["text"], t["start"], t["end"]) for t in w["tokens"]
+    ]
+    assert [t["attention"] for t in g["tokens"]] == pytest.approx(
+        [t["attention"] for t in w["tokens"]], abs=1e-6
+    )

@@ -13,7 +13,7 @@ import contextlib
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,26 +22,30 @@ import onnxruntime
 import tokenizers
 import torch
 
+from export.graph import graph_module, graph_outputs
 from export.optimize import OptimizationLevel, describe, optimize_graph
 from export.parity import check_parity
 from export.quantize import compare_int8, quantize_int8
-from export.spec import DYNAMO_OPSET, MAX_SEQUENCE, OPSET, dynamic_axes, input_specs, output_specs
+from export.spec import BATCH, MAX_SEQUENCE, OPSET, SEQUENCE, dynamic_axes, input_specs
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.config import ModelConfig
 from models.data import Example, first_per_source, load_sources, sha256_file, split_examples
-from models.registry import ARCHITECTURES
+from models.faithfulness import measure_faithfulness
+from models.registry import ARCHITECTURES, Exporter
 from service.manifest import (
     INPUT_NAMES,
     MODEL_FILE,
-    OUTPUT_NAMES,
     TOKENIZER_FILE,
+    FaithfulnessRecord,
     Manifest,
     ParityRecord,
     QuantizationRecord,
+    TensorSpec,
 )
 from service.tokenization import TextEncoder
 
 EXAMPLE_LENGTHS = (5, 3)
+DYNAMO_OPSET = 18
 FP32_FILE = "model.fp32.onnx"  # the graph int8 is quantised from; not part of the artifact
 
 
@@ -70,16 +74,29 @@ def export_run(
     encoder = TextEncoder.from_file(checkpoint.tokenizer_path, checkpoint.record.max_tokens)
     _check_run_consistency(checkpoint, encoder)
     sentences = parity_sentences if parity_sentences is not None else held_out_sentences(checkpoint)
+    graph, outputs = graph_module(checkpoint.model), graph_outputs(checkpoint.model)
     with _staging(repository) as staging:
         fp32_path = staging / (FP32_FILE if int8 else MODEL_FILE)
-        opset = export_onnx(checkpoint.model, checkpoint.config, fp32_path)
+        export_onnx(graph, checkpoint.config, outputs, fp32_path)
         if optimize is not None:
             # The optimised graph replaces the exported one, then faces the same parity check.
             exported = staging / "exported.onnx"
             fp32_path.rename(exported)
             optimize_graph(exported, fp32_path, optimize)
             exported.unlink()
-        parity = check_parity(checkpoint.model, fp32_path, encoder, sentences)
+        parity = check_parity(
+            graph,
+            fp32_path,
+            encoder,
+            sentences,
+            output_names=[spec.name for spec in outputs],
+        )
+        faithfulness = measure_faithfulness(
+            checkpoint.model,
+            encoder,
+            sentences,
+            has_attention=ARCHITECTURES[checkpoint.config.architecture].has_attention,
+        )
         quantization = None
         if int8:
             quantize_int8(fp32_path, staging / MODEL_FILE)
@@ -103,7 +120,8 @@ def export_run(
             staging,
             name=name,
             version=version,
-            opset=opset,
+            outputs=outputs,
+            faithfulness=faithfulness,
             quantization=quantization,
         )
         if optimize is not None:
@@ -113,12 +131,23 @@ def export_run(
     return target
 
 
-def export_onnx(model: torch.nn.Module, config: ModelConfig, path: Path) -> int:
-    """Writes the ONNX graph with dynamic batch and sequence axes, checks it; returns its opset."""
-    if ARCHITECTURES[config.architecture].exporter == "dynamo":
-        _export_dynamo(model, config, path)
-        onnx.checker.check_model(str(path), full_check=True)
-        return DYNAMO_OPSET
+def export_onnx(
+    model: torch.nn.Module, config: ModelConfig, outputs: list[TensorSpec], path: Path
+) -> None:
+    """Writes the ONNX graph with dynamic batch and sequence axes with the architecture's
+    declared exporter, then checks it."""
+    exporter = ARCHITECTURES[config.architecture].exporter
+    EXPORTERS[exporter](model, _example_inputs(config), outputs, path)
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def _export_legacy(
+    model: torch.nn.Module,
+    example: tuple[torch.Tensor, torch.Tensor],
+    outputs: list[TensorSpec],
+    path: Path,
+) -> None:
+    """TorchScript tracing: keeps an nn.LSTM's sequence axis dynamic."""
     with warnings.catch_warnings():
         # the LSTMs start from zero states, which ONNX sizes per batch; parity checks that
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size")
@@ -130,31 +159,33 @@ def export_onnx(model: torch.nn.Module, config: ModelConfig, path: Path) -> int:
         # reports success; the legacy TorchScript exporter keeps the axis dynamic
         torch.onnx.export(
             model,
-            _example_inputs(config),
+            example,
             str(path),
             input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes=dynamic_axes(config.num_labels),
+            output_names=[spec.name for spec in outputs],
+            dynamic_axes=dynamic_axes(outputs),
             opset_version=OPSET,
             dynamo=False,
         )
-    onnx.checker.check_model(str(path), full_check=True)
-    return OPSET
 
 
-def _export_dynamo(model: torch.nn.Module, config: ModelConfig, path: Path) -> None:
-    """torch.export's graph, with the batch and sequence axes declared dynamic."""
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=MAX_SEQUENCE)
-    axes = {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
+def _export_dynamo(
+    model: torch.nn.Module,
+    example: tuple[torch.Tensor, torch.Tensor],
+    outputs: list[TensorSpec],
+    path: Path,
+) -> None:
+    """torch.export: symbolic batch and sequence sizes, where tracing would bake reshapes in."""
+    batch, sequence = torch.export.Dim(BATCH), torch.export.Dim(SEQUENCE, max=MAX_SEQUENCE)
+    axes = {0: batch, 1: sequence}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(None):
+        warnings.simplefilter("ignore")  # deprecation chatter of the exporter's own internals
         program = torch.onnx.export(
             model,
-            _example_inputs(config),
+            example,
             input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            dynamic_shapes=axes,
+            output_names=[spec.name for spec in outputs],
+            dynamic_shapes=(axes, axes),
             opset_version=DYNAMO_OPSET,
             dynamo=True,
             verbose=False,
@@ -162,6 +193,12 @@ def _export_dynamo(model: torch.nn.Module, config: ModelConfig, path: Path) -> N
     if program is None:
         raise RuntimeError("the dynamo exporter returned no program")
     program.save(str(path))
+
+
+ExportFunction = Callable[
+    [torch.nn.Module, tuple[torch.Tensor, torch.Tensor], list[TensorSpec], Path], None
+]
+EXPORTERS: dict[Exporter, ExportFunction] = {"legacy": _export_legacy, "dynamo": _export_dynamo}
 
 
 def _example_inputs(config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,7 +237,8 @@ def build_manifest(
     *,
     name: str,
     version: str,
-    opset: int = OPSET,
+    outputs: list[TensorSpec],
+    faithfulness: FaithfulnessRecord | None = None,
     quantization: QuantizationRecord | None = None,
 ) -> Manifest:
     """The manifest of a model directory holding model.onnx and tokenizer.json."""
@@ -219,11 +257,12 @@ def build_manifest(
         tokenization=encoder.tokenization,
         special_tokens=encoder.special_tokens,
         inputs=input_specs(),
-        outputs=output_specs(len(record.labels)),
-        opset=opset,
+        outputs=outputs,
+        opset=_opset(model_dir / MODEL_FILE),
         metrics=record.metrics,
         training=record.training,
         parity=parity,
+        faithfulness=faithfulness,
         quantization=quantization,
         files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
         libraries={
@@ -233,6 +272,15 @@ def build_manifest(
             "tokenizers": tokenizers.__version__,
         },
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _opset(path: Path) -> int:
+    """The graph's default-domain opset, as written (each exporter has its own)."""
+    return next(
+        int(entry.version)
+        for entry in onnx.load(str(path)).opset_import
+        if entry.domain in ("", "ai.onnx")
     )
 
 

@@ -5,6 +5,7 @@ Fails hard: any output over tolerance at any shape raises ParityError with every
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,20 +85,23 @@ def check_parity(
     sentences: list[str],
     *,
     tolerance: float = 1e-4,
+    output_names: Sequence[str] = OUTPUT_NAMES,
 ) -> ParityRecord:
-    """Runs both on every parity batch; raises ParityError on any output over tolerance."""
+    """Runs both on every parity batch; raises ParityError on any output over tolerance.
+
+    `model` returns the outputs named `output_names`, in that order."""
     if model.training:
         raise ValueError("parity needs the model in eval mode (dropout off)")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    max_abs_diff = dict.fromkeys(OUTPUT_NAMES, 0.0)
+    max_abs_diff = dict.fromkeys(output_names, 0.0)
     mismatches: list[OutputMismatch] = []
     shapes: list[tuple[int, int]] = []
     for batch in parity_batches(encoder, sentences):
         batch_shape = (int(batch.input_ids.shape[0]), int(batch.input_ids.shape[1]))
         shapes.append(batch_shape)
         expected = _run_torch(model, batch)
-        actual = session.run(list(OUTPUT_NAMES), _feed(batch))
-        for name, torch_out, onnx_out in zip(OUTPUT_NAMES, expected, actual, strict=True):
+        actual = session.run(list(output_names), _feed(batch))
+        for name, torch_out, onnx_out in zip(output_names, expected, actual, strict=True):
             diff = _max_abs_diff(torch_out, onnx_out)
             max_abs_diff[name] = max(max_abs_diff[name], diff)
             # written so that NaN counts as a miss

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from models.classifiers import SentimentClassifier
 from models.config import ModelConfig
 from models.registry import build_model
 from service.manifest import TrainingRecord
@@ -37,7 +38,7 @@ class RunRecord(BaseModel):
 
 @dataclass(frozen=True)
 class Checkpoint:
-    model: torch.nn.Module
+    model: SentimentClassifier
     config: ModelConfig
     record: RunRecord
     tokenizer_path: Path

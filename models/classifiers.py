@@ -47,6 +47,10 @@ class SentimentClassifier(nn.Module):
         logits, attention = self.forward_logits(input_ids, attention_mask)
         return torch.softmax(logits, dim=-1), attention  # (B, C), (B, T)
 
+    def input_embedding(self) -> nn.Module:
+        """The layer turning token ids into vectors (gradient x input hooks its output)."""
+        raise NotImplementedError
+
 
 class EmbeddingClassifier(SentimentClassifier):
     """Word embedding + dropout, shared by the classifiers trained from scratch."""
@@ -62,6 +66,9 @@ class EmbeddingClassifier(SentimentClassifier):
         """Token vectors with dropout; the padding id's vector is zero."""
         embedded: torch.Tensor = self.dropout(self.embedding(input_ids))  # (B, T, E)
         return embedded
+
+    def input_embedding(self) -> nn.Module:
+        return self.embedding
 
 
 class LSTMClassifier(EmbeddingClassifier):

@@ -66,6 +66,10 @@ class MiniLMAttentionClassifier(SentimentClassifier):
         self.attention = AdditiveAttention(ENCODER_DIM, config.hidden_dim)
         self.head = nn.Linear(ENCODER_DIM, config.num_labels)
 
+    def input_embedding(self) -> nn.Module:
+        embeddings = cast(nn.Module, self.encoder.embeddings)
+        return cast(nn.Module, embeddings.word_embeddings)
+
     def forward_logits(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,18 +14,28 @@ from models.classifiers import (
     SentimentClassifier,
 )
 from models.config import ModelConfig
+from models.luong import SCORES, luong_global, luong_local
 from models.minilm import MiniLMAttentionClassifier, pretrained_dir
+from models.transformer import TransformerClassifier
+
+Exporter = Literal["legacy", "dynamo"]
 
 
 @dataclass(frozen=True)
 class ArchitectureInfo:
-    """A builder and the model-card line that the manifest carries."""
+    """A builder, the model-card line that the manifest carries, and how it exports.
+
+    exporter: `legacy` (TorchScript; keeps an nn.LSTM's sequence axis dynamic) or `dynamo`
+    (torch.export; needed where the legacy exporter bakes sequence-length reshapes in).
+    has_heads: the model has `forward_detail` and `heads_shape` (per-layer, per-head maps),
+    exported as the optional `heads` output.
+    """
 
     builder: Callable[[ModelConfig], SentimentClassifier]
     description: str
     has_attention: bool
-    # torch.onnx.export's two paths: dynamo=False keeps an nn.LSTM's time axis dynamic
-    exporter: Literal["legacy", "dynamo"] = "legacy"
+    exporter: Exporter = "legacy"
+    has_heads: bool = False
     # the longest input it can read (a pretrained encoder's position embeddings); None: any
     max_positions: int | None = None
     # a pretrained tokenizer.json to use as is; None: train a word-level one on the split
@@ -83,6 +93,45 @@ ARCHITECTURES: dict[str, ArchitectureInfo] = {
             "patience": 2,
             "max_tokens": 256,
         },
+    ),
+    **{
+        f"luong-global-{score}": ArchitectureInfo(
+            builder=luong_global(score),
+            description=(
+                f"Bidirectional LSTM with Luong global attention, score '{score}' "
+                f"({formula}), the encoder's final state as query q; "
+                "classifies tanh(W_c [context; q])."
+            ),
+            has_attention=True,
+        )
+        for score, formula in SCORES.items()
+    },
+    "luong-local-monotonic": ArchitectureInfo(
+        builder=luong_local(predictive=False),
+        description=(
+            "Bidirectional LSTM with Luong local-m attention: 'general' scores inside the "
+            "window |s - p| <= 4 around the last real token p = S - 1."
+        ),
+        has_attention=True,
+    ),
+    "luong-local-predictive": ArchitectureInfo(
+        builder=luong_local(predictive=True),
+        description=(
+            "Bidirectional LSTM with Luong local-p attention: p = S.sigmoid(v_p.tanh(W_p q)), "
+            "'general' scores inside |s - p| <= 4 times exp(-(s - p)^2 / 2 sigma^2), sigma = 2."
+        ),
+        has_attention=True,
+    ),
+    "transformer": ArchitectureInfo(
+        builder=TransformerClassifier,
+        description=(
+            "Transformer encoder: embeddings + sinusoidal positions, 2 pre-norm layers of "
+            "4-head scaled dot-product self-attention and feed-forward, pooled by attention "
+            "with a learned query."
+        ),
+        has_attention=True,
+        exporter="dynamo",
+        has_heads=True,
     ),
 }
 

@@ -13,6 +13,7 @@ from service.errors import ArtifactError
 from service.inference import OnnxModelRunner
 from service.manifest import (
     FORMAT_VERSION,
+    HEADS_OUTPUT,
     INPUT_NAMES,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -120,10 +121,11 @@ def _check_graph(model_dir: Path, manifest: Manifest, session: ort.InferenceSess
                 f"graph {kind} are {_describe(found)}, manifest says "
                 f"{_describe([(spec.name, spec.dtype) for spec in declared])}"
             )
-        if tuple(spec.name for spec in declared) != served:
+        names = tuple(spec.name for spec in declared)
+        # outputs may add the optional heads output; the service reads it only when asked
+        if names != served and (kind == "inputs" or names != (*served, HEADS_OUTPUT)):
             problems.append(
-                f"manifest {kind} are named {[spec.name for spec in declared]}, "
-                f"the service needs {list(served)}"
+                f"manifest {kind} are named {list(names)}, the service needs {list(served)}"
             )
     if problems:
         raise ArtifactError(f"{model_dir}: " + "; ".join(problems))

@@ -54,9 +54,8 @@ def train(
         "runs/bilstm-additive"
     ),
     architecture: Annotated[
-        str,
-        typer.Option(help="lstm, lstm-additive, bilstm-additive or minilm-attention."),
-    ] = "bilstm-additive",
+        str, typer.Option(help="An architecture of models/registry.py (README lists them).")
+    ] = ("bilstm-additive"),
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 13,
     seeds: Annotated[
         str | None,

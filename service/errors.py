@@ -5,6 +5,7 @@ ServiceError                 answered as {"error": {code, message, details}}, or
 ├── InvalidRequest           422  the body is not valid JSON or does not fit the schema
 ├── InvalidInferenceRequest  400  a /v2 inference request the protocol does not allow
 ├── EmptyText                422  a text has no tokens: nothing to classify
+├── DetailUnavailable        422  `detail` asked of a model that does not export it
 ├── NotFound                 404  no route for the path
 ├── ModelNotFound            404  no model of that name
 ├── ModelVersionNotFound     404  the model is served at another version
@@ -76,6 +77,18 @@ class EmptyText(ServiceError):
             else f"Texts at indices {', '.join(map(str, indices))} are empty or have"
         )
         super().__init__(f"{what} no tokens: there is nothing to classify.", {"indices": indices})
+
+
+class DetailUnavailable(ServiceError):
+    status_code = 422
+    code = "detail_unavailable"
+
+    def __init__(self, detail: str, model: str) -> None:
+        super().__init__(
+            f"Model '{model}' has no '{detail}' output; the models listing '{detail}' "
+            "among their outputs in GET /v1/models can answer it.",
+            {"detail": detail, "model": model},
+        )
 
 
 class NotFound(ServiceError):

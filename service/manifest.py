@@ -1,8 +1,9 @@
 """The manifest of a model directory: the contract between `export/` (writer) and `service/`.
 
 A model directory is `<repository>/<name>/<version>/` holding `model.onnx`, `tokenizer.json`
-and `manifest.json`. Every architecture's graph has the same inputs and outputs, so the
-service never branches on architecture.
+and `manifest.json`. Every architecture's graph has the same inputs and the same two outputs,
+so the service never branches on architecture; a graph may add the optional `heads` output,
+declared in its manifest, which the service runs only when a request asks for it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ FORMAT_VERSION = 1
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("probabilities", "attention")
+# optional third output: (batch, layers, heads, sequence, sequence) self-attention maps
+HEADS_OUTPUT = "heads"
 
 
 class TensorSpec(BaseModel):
@@ -90,6 +93,21 @@ class QuantizationRecord(BaseModel):
     test_examples: int
 
 
+class FaithfulnessRecord(BaseModel):
+    """How far the attention explains the predictions: comprehensiveness (AOPC) on the test
+    split when each ranking's top-k tokens are deleted, k in `ks` (models/faithfulness.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ks: list[int]
+    sentences: int
+    aopc: dict[str, float] = Field(
+        description="ranking -> mean drop of the predicted class's probability: attention "
+        "(absent without attention), random, gradient_x_input"
+    )
+    summary: str = Field(description="The figures in one sentence, for a person")
+
+
 class Manifest(BaseModel):
     """Everything the service needs to trust and describe one exported model."""
 
@@ -123,6 +141,9 @@ class Manifest(BaseModel):
     parity: ParityRecord
     quantization: QuantizationRecord | None = Field(
         default=None, description="set when model.onnx is an int8 quantisation"
+    )
+    faithfulness: FaithfulnessRecord | None = Field(
+        default=None, description="absent in models exported before it was measured"
     )
     graph_optimization: str | None = Field(
         default=None, description="how model.onnx was optimised offline at export, if it was"

@@ -1,4 +1,8 @@
-"""Every model of a repository, loaded and verified: `<repository>/<name>/<version>/`."""
+"""Every model of a repository, loaded and verified: `<repository>/<name>/<version>/`.
+
+The default model (answering `POST /v1/predict`) is ATTNSERVE_DEFAULT_MODEL, else the name in
+the repository's `default_model.txt`, else the repository's only model.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_MODEL_FILE = "default_model.txt"
+
 
 class ModelRegistry:
     """The served models by name, and the default one."""
@@ -27,7 +33,8 @@ class ModelRegistry:
     def load(cls, settings: Settings) -> ModelRegistry:
         """Loads the highest version of every model; any problem is a StartupError."""
         found = find_models(settings.model_repository)
-        default_model = _default_model(settings.default_model, sorted(found))
+        requested = settings.default_model or _declared_default(settings.model_repository)
+        default_model = _default_model(requested, sorted(found))
         config = SessionConfig.from_settings(settings)
         predictors = {}
         for name, model_dir in found.items():
@@ -101,6 +108,17 @@ def _subdirectories(directory: Path) -> list[Path]:
     return [path for path in directory.iterdir() if path.is_dir() and not path.name.startswith(".")]
 
 
+def _declared_default(repository: Path) -> str | None:
+    """The name in `<repository>/default_model.txt`, if the repository declares one."""
+    path = repository / DEFAULT_MODEL_FILE
+    if not path.is_file():
+        return None
+    name = path.read_text("utf-8").strip()
+    if not name:
+        raise RepositoryError(f"{path} is empty: write the default model's name in it")
+    return name
+
+
 def _default_model(requested: str | None, names: list[str]) -> str:
     if requested is not None:
         if requested not in names:
@@ -111,6 +129,7 @@ def _default_model(requested: str | None, names: list[str]) -> str:
     if len(names) > 1:
         raise RepositoryError(
             f"The repository has several models ({', '.join(names)}): "
-            "set ATTNSERVE_DEFAULT_MODEL to the one POST /v1/predict should use"
+            "set ATTNSERVE_DEFAULT_MODEL, or write in the repository's "
+            f"{DEFAULT_MODEL_FILE}, the one POST /v1/predict should use"
         )
     return names[0]

@@ -45,7 +45,7 @@ _PREDICT_ERRORS = _errors(404, 413, 422, 503)
 )
 async def predict(body: PredictRequest, registry: Registry, request: Request) -> Response:
     """Classify the sentiment of `text` or `texts` with the default model."""
-    return _answered(await registry.get().predict(body.all_texts()), request)
+    return _answered(await registry.get().predict(body.all_texts(), body.detail), request)
 
 
 @router.post(
@@ -58,7 +58,8 @@ async def predict_with(
     name: str, body: PredictRequest, registry: Registry, request: Request
 ) -> Response:
     """Classify the sentiment of `text` or `texts` with the named model."""
-    return _answered(await registry.get(name).predict(body.all_texts()), request)
+    predictor = registry.get(name)
+    return _answered(await predictor.predict(body.all_texts(), body.detail), request)
 
 
 @router.get("/v1/models", responses=_errors(503), tags=["models"])

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.manifest import ParityRecord, TensorSpec
+from service.manifest import FaithfulnessRecord, ParityRecord, TensorSpec
 
 
 class PredictRequest(BaseModel):
@@ -23,6 +23,13 @@ class PredictRequest(BaseModel):
         default=None,
         min_length=1,
         description="Several texts, answered in the same order (at most `max_texts_per_request`).",
+    )
+
+    detail: Literal["heads"] | None = Field(
+        default=None,
+        description="`heads`: also return every layer's and head's self-attention map over "
+        "the text's tokens, for models that have them (`GET /v1/models` lists `heads` among "
+        "their outputs).",
     )
 
     @model_validator(mode="after")
@@ -55,6 +62,11 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] = Field(description="Label -> probability.")
     tokens: list[Token]
     truncated: bool = Field(description="True when the text had more than max_tokens tokens.")
+    heads: list[list[list[list[float]]]] | None = Field(
+        default=None,
+        description="Only with `detail: heads`: [layer][head][query token][key token] "
+        "self-attention weights over the text's tokens; each row sums to 1.",
+    )
 
 
 class PredictResponse(BaseModel):
@@ -79,6 +91,10 @@ class ModelInfo(BaseModel):
     outputs: list[TensorSpec]
     metrics: dict[str, float]
     parity: ParityRecord
+    faithfulness: FaithfulnessRecord | None = Field(
+        description="How far to trust the highlights: comprehensiveness of the most attended "
+        "tokens against random and gradient x input ones, on the test split."
+    )
     created_at: str
     provider: str = Field(description="ONNX Runtime execution provider in use, e.g. CPU.")
 

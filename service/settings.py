@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 SHIPPED_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
-# the shipped repository's answer to POST /v1/predict; README "Which model answers" says why
-SHIPPED_DEFAULT_MODEL = "bilstm-additive"
 
 
 class Settings(BaseSettings):
@@ -27,8 +25,8 @@ class Settings(BaseSettings):
     """Directory of models as `<name>/<version>/`; the highest version of each is served."""
 
     default_model: str | None = None
-    """Model answering `POST /v1/predict`. None: the repository's only model, and for the
-    shipped repository (which holds several) `bilstm-additive`."""
+    """Model answering `POST /v1/predict`. None: the one named in the repository's
+    `default_model.txt`, else the repository's only model."""
 
     providers: ProviderChoice = "auto"
     """ONNX Runtime execution provider. auto: TensorRT or CUDA when available, else CPU."""
@@ -72,10 +70,3 @@ class Settings(BaseSettings):
 
     batch_queue_texts: int = Field(default=2048, ge=1)
     """Most texts waiting for inference per model; past it requests get 503 with Retry-After."""
-
-    @model_validator(mode="after")
-    def _shipped_default(self) -> Settings:
-        shipped = self.model_repository.resolve() == SHIPPED_REPOSITORY
-        if self.default_model is None and shipped:
-            self.default_model = SHIPPED_DEFAULT_MODEL
-        return self

@@ -22,7 +22,7 @@ from service.app import create_app
 from service.artifact import LoadedModel, load_artifact
 from service.manifest import MANIFEST_FILE
 from service.providers import CPU, SessionConfig
-from service.registry import find_models
+from service.registry import DEFAULT_MODEL_FILE, find_models
 from service.settings import Settings
 from tests.live_server import serve
 
@@ -54,8 +54,8 @@ def shipped_repository() -> Path:
 @pytest.fixture(scope="session")
 def shipped_model_dir(shipped_repository: Path) -> Path:
     """The default shipped model's served (highest) version directory."""
-    models = find_models(shipped_repository)
-    return models[sorted(models)[0]]
+    default = (shipped_repository / DEFAULT_MODEL_FILE).read_text("utf-8").strip()
+    return find_models(shipped_repository)[default]
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,9 @@ class Prediction(BaseModel):
     probabilities: dict[str, float]
     tokens: list[Token]
     truncated: bool  # the text had more tokens than the model reads; only the first were read
+    # [layer][head][token][token] self-attention maps: only when a request asks for
+    # "detail": "heads" (this client does not), from a model that has them
+    heads: list[list[list[list[float]]]] | None = None
 
 
 class PredictResponse(BaseModel):

@@ -149,8 +149,9 @@ def test_parity_holds_at_shapes_unlike_the_example(
         len(item.ids) for item in encoder.encode([example.text for example in split.train])
     )
 
+    outputs = [spec.name for spec in Manifest.read(exports[architecture].model_dir).outputs]
     assert parity.tolerance == TOLERANCE
-    assert set(parity.max_abs_diff) == set(OUTPUT_NAMES)
+    assert list(parity.max_abs_diff) == outputs
     assert all(diff <= TOLERANCE for diff in parity.max_abs_diff.values()), parity.max_abs_diff
     assert [batch for batch, _ in parity.shapes] == [1, 3, 8, 17, 4]
     assert EXAMPLE_SHAPE not in parity.shapes
@@ -204,10 +205,29 @@ def test_graph_interface_is_the_declared_one(
         (spec.name, spec.shape) for spec in manifest.outputs
     ]
     assert tuple(spec.name for spec in manifest.inputs) == INPUT_NAMES
+    heads = [("heads", "float32", ["batch", 2, 4, "sequence", "sequence"])]
     assert [(spec.name, spec.dtype, spec.shape) for spec in manifest.outputs] == [
         ("probabilities", "float32", ["batch", 2]),
         ("attention", "float32", ["batch", "sequence"]),
+        *(heads if ARCHITECTURES[architecture].has_heads else []),
     ]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURE_NAMES)
+def test_faithfulness_is_measured_on_the_sentences(
+    exports: dict[str, Exported], sentences: list[str], architecture: str
+) -> None:
+    faithfulness = Manifest.read(exports[architecture].model_dir).faithfulness
+
+    assert faithfulness is not None
+    assert faithfulness.ks == [1, 2, 3, 4, 5]
+    assert faithfulness.sentences == len(sentences)
+    rankings = {"random", "gradient_x_input"}
+    if ARCHITECTURES[architecture].has_attention:
+        rankings.add("attention")
+    assert set(faithfulness.aopc) == rankings
+    assert all(-1.0 <= value <= 1.0 for value in faithfulness.aopc.values())
+    assert f"{faithfulness.aopc['random']:.3f}" in faithfulness.summary
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURE_NAMES)

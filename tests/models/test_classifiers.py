@@ -8,7 +8,9 @@ from torch import nn
 
 from models.classifiers import EmbeddingClassifier, SentimentClassifier, reverse_within_length
 from models.config import ModelConfig
+from models.luong import LuongClassifier, LuongLocalAttention
 from models.registry import ARCHITECTURES, build_model
+from models.transformer import TransformerClassifier
 
 PAD = 0
 VOCAB = 40
@@ -69,7 +71,9 @@ def test_attention_is_zero_on_padding_and_sums_to_one(model: SentimentClassifier
     assert torch.all(attention[attention_mask == 0] == 0.0)
     if ARCHITECTURES[model.config.architecture].has_attention:
         torch.testing.assert_close(attention.sum(dim=1), torch.ones(4), atol=1e-6, rtol=0)
-        assert torch.all(attention[attention_mask == 1] > 0.0)
+        assert torch.all(attention[attention_mask == 1] >= 0.0)
+        if not model.config.architecture.startswith("luong-local"):
+            assert torch.all(attention[attention_mask == 1] > 0.0)
     else:
         assert torch.all(attention == 0.0)
 
@@ -135,13 +139,68 @@ def test_embedding_ignores_the_pad_id() -> None:
 
 
 def test_unknown_architecture_names_the_known_ones() -> None:
-    config = ModelConfig("transformer", vocab_size=VOCAB, pad_token_id=PAD)
+    config = ModelConfig("gru", vocab_size=VOCAB, pad_token_id=PAD)
 
-    with pytest.raises(ValueError, match="bilstm-additive, lstm, lstm-additive, minilm-attention"):
+    with pytest.raises(ValueError, match="bilstm-additive, lstm, lstm-additive, luong-global-co"):
         build_model(config)
 
 
 def test_registry_describes_every_architecture() -> None:
-    assert set(ARCHITECTURES) == {"lstm", "lstm-additive", "bilstm-additive", "minilm-attention"}
+    assert set(ARCHITECTURES) == {
+        "lstm",
+        "lstm-additive",
+        "bilstm-additive",
+        "luong-global-dot",
+        "luong-global-general",
+        "luong-global-concat",
+        "luong-local-monotonic",
+        "luong-local-predictive",
+        "transformer",
+        "minilm-attention",
+    }
+    assert [name for name, info in ARCHITECTURES.items() if info.exporter == "dynamo"] == [
+        "minilm-attention",
+        "transformer",
+    ]
     assert [name for name, info in ARCHITECTURES.items() if not info.has_attention] == ["lstm"]
     assert "no attention" in ARCHITECTURES["lstm"].description
+
+
+@pytest.mark.parametrize("architecture", ["luong-local-monotonic", "luong-local-predictive"])
+@torch.no_grad()
+def test_local_attention_stays_inside_its_window(architecture: str) -> None:
+    model = _model(architecture)
+    assert isinstance(model, LuongClassifier)
+    assert isinstance(model.attention, LuongLocalAttention)
+    input_ids, attention_mask = _batch([20, 12])
+
+    _, attention = model(input_ids, attention_mask)
+    _, query = model.encoder(model.embed(input_ids), attention_mask)
+    p = model.attention.aligned_position(query, attention_mask).squeeze(1)  # (B,)
+
+    half_width = model.attention.half_width
+    for row, length in enumerate([20, 12]):
+        support = attention[row].nonzero().squeeze(1).to(torch.float32)
+        assert 1 <= len(support) <= 2 * half_width + 1
+        assert torch.all((support - p[row]).abs() <= half_width)
+        assert 0.0 <= p[row] <= length
+    if architecture.endswith("monotonic"):
+        assert p.tolist() == [19.0, 11.0]
+
+
+@torch.no_grad()
+def test_transformer_maps_are_per_layer_and_head_and_zero_off_the_real_tokens() -> None:
+    model = _model("transformer")
+    assert isinstance(model, TransformerClassifier)
+    input_ids, attention_mask = _batch(LENGTHS)
+
+    _, _, maps = model.forward_detail(input_ids, attention_mask)
+
+    real = attention_mask.bool()
+    pairs = real[:, None, None, :, None] & real[:, None, None, None, :]  # (B, 1, 1, T, T)
+    assert maps.shape == (4, 2, 4, 12, 12)
+    assert torch.all(maps.masked_select(~pairs.expand_as(maps)) == 0.0)
+    rows = maps.sum(dim=-1)  # (B, L, h, T)
+    torch.testing.assert_close(
+        rows, real[:, None, None, :].expand_as(rows).to(torch.float32), atol=1e-6, rtol=0
+    )

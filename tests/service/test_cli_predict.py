@@ -59,9 +59,9 @@ def test_errors_are_one_line_and_exit_2(live_server: str, shipped_repository: Pa
     nowhere = runner.invoke(app, ["predict", "--url", "http://127.0.0.1:9", TEXT])
 
     assert remote.exit_code == local.exit_code == nowhere.exit_code == 2
+    known = ", ".join(sorted(find_models(shipped_repository)))
     assert remote.stderr == (
-        f"error: {live_server} answered 404: No model named 'nope'. "
-        f"Known models: {', '.join(sorted(find_models(shipped_repository)))}.\n"
+        f"error: {live_server} answered 404: No model named 'nope'. Known models: {known}.\n"
     )
     assert local.stderr.startswith("error: Text at index 0 is empty")
     assert nowhere.stderr.startswith("error: cannot reach http://127.0.0.1:9: ")

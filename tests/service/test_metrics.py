@@ -14,6 +14,8 @@ from service.app import create_app
 from service.registry import find_models
 from tests.conftest import REPO_ROOT, attnserve_serve, cpu_settings
 
+SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))
+
 MODEL = "bilstm-additive"
 SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))
 

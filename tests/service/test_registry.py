@@ -43,14 +43,50 @@ def test_several_models_need_a_default(shipped_model_dir: Path, tmp_path: Path) 
     registry = ModelRegistry.load(cpu_settings(tmp_path, default_model="beta"))
 
     assert str(raised.value) == (
-        "The repository has several models (alpha, beta): "
-        "set ATTNSERVE_DEFAULT_MODEL to the one POST /v1/predict should use"
+        "The repository has several models (alpha, beta): set ATTNSERVE_DEFAULT_MODEL, "
+        "or write in the repository's default_model.txt, the one POST /v1/predict should use"
     )
     assert registry.names == ["alpha", "beta"]
     assert registry.get().info.name == "beta"
     assert [model.name for model in registry.list_models().models] == ["alpha", "beta"]
     with pytest.raises(ModelNotFound, match=r"Known models: alpha, beta\."):
         registry.get("gamma")
+
+
+def test_the_repository_may_declare_its_default_and_the_setting_overrides_it(
+    shipped_model_dir: Path, tmp_path: Path
+) -> None:
+    for name in ("alpha", "beta"):
+        _place(shipped_model_dir, tmp_path, name, "1")
+    (tmp_path / "default_model.txt").write_text("alpha\n", "utf-8")
+
+    declared = ModelRegistry.load(cpu_settings(tmp_path))
+    overridden = ModelRegistry.load(cpu_settings(tmp_path, default_model="beta"))
+
+    assert declared.names == ["alpha", "beta"]
+    assert declared.get().info.name == "alpha"
+    assert overridden.get().info.name == "beta"
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [
+        ("gamma\n", "Default model 'gamma' is not in the repository (it has: alpha, beta)"),
+        (" \n", "{root}/default_model.txt is empty: write the default model's name in it"),
+    ],
+    ids=["unknown", "empty"],
+)
+def test_a_declared_default_that_is_not_served_is_an_error(
+    shipped_model_dir: Path, tmp_path: Path, declared: str, message: str
+) -> None:
+    for name in ("alpha", "beta"):
+        _place(shipped_model_dir, tmp_path, name, "1")
+    (tmp_path / "default_model.txt").write_text(declared, "utf-8")
+
+    with pytest.raises(RepositoryError) as raised:
+        ModelRegistry.load(cpu_settings(tmp_path))
+
+    assert str(raised.value) == message.format(root=tmp_path)
 
 
 def test_a_default_model_that_is_not_there_is_an_error(

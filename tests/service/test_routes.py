@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
-from service.registry import find_models
 
 # "cafe\u0301" is decomposed; its word still ends after the combining accent.
 MIXED = "Crème brûlée 😀 was great! שלום עולם, and the cafe\u0301 was fine."
@@ -150,7 +147,7 @@ def test_models_lists_the_manifest_public_part_and_the_provider(
 ) -> None:
     public = [
         "name", "version", "architecture", "description", "labels", "max_tokens",
-        "has_attention", "inputs", "outputs", "metrics", "parity", "created_at",
+        "has_attention", "inputs", "outputs", "metrics", "parity", "faithfulness", "created_at",
     ]  # fmt: skip
     expected = {key: shipped_manifest[key] for key in public} | {"provider": "CPUExecutionProvider"}
     # JSON has no tuples: parity shapes come back as lists either way.
@@ -306,18 +303,16 @@ def test_a_text_too_long_is_413_stating_the_limit(client: TestClient) -> None:
     )
 
 
-def test_an_unknown_model_is_404_naming_the_known_ones(
-    client: TestClient, shipped_repository: Path
-) -> None:
-    names = sorted(find_models(shipped_repository))
+def test_an_unknown_model_is_404_naming_the_known_ones(client: TestClient) -> None:
+    known = sorted(model["name"] for model in client.get("/v1/models").json()["models"])
 
     predict = client.post("/v1/models/nope/predict", json={"text": "ok"})
     describe = client.get("/v1/models/nope")
 
     expected = _error(
         "model_not_found",
-        f"No model named 'nope'. Known models: {', '.join(names)}.",
-        {"model": "nope", "known": names},
+        f"No model named 'nope'. Known models: {', '.join(known)}.",
+        {"model": "nope", "known": known},
     )
     assert (predict.status_code, predict.json()) == (404, expected)
     assert (describe.status_code, describe.json()) == (404, expected)

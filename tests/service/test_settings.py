@@ -18,12 +18,6 @@ def test_defaults_serve_the_shipped_repository_locally() -> None:
     assert (settings.host, settings.port, settings.providers) == ("127.0.0.1", 8000, "auto")
     assert (settings.max_texts_per_request, settings.max_text_chars) == (64, 5000)
     assert settings.max_body_bytes == 1024 * 1024
-    assert settings.default_model == "bilstm-additive"
-
-
-def test_another_repository_has_no_default_model_unless_told(tmp_path: Path) -> None:
-    assert Settings(model_repository=tmp_path).default_model is None
-    assert Settings(default_model="minilm-attention").default_model == "minilm-attention"
 
 
 def test_every_field_is_documented() -> None:

@@ -25,10 +25,11 @@ import torch
 from export.graph import graph_module, graph_outputs
 from export.optimize import OptimizationLevel, describe, optimize_graph
 from export.parity import check_parity
-from export.spec import BATCH, OPSET, SEQUENCE, dynamic_axes, input_specs
+from export.quantize import compare_int8, quantize_int8
+from export.spec import BATCH, MAX_SEQUENCE, OPSET, SEQUENCE, dynamic_axes, input_specs
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.config import ModelConfig
-from models.data import load_sources, sha256_file, split_examples
+from models.data import Example, first_per_source, load_sources, sha256_file, split_examples
 from models.faithfulness import measure_faithfulness
 from models.registry import ARCHITECTURES, Exporter
 from service.manifest import (
@@ -38,12 +39,14 @@ from service.manifest import (
     FaithfulnessRecord,
     Manifest,
     ParityRecord,
+    QuantizationRecord,
     TensorSpec,
 )
 from service.tokenization import TextEncoder
 
 EXAMPLE_LENGTHS = (5, 3)
 DYNAMO_OPSET = 18
+FP32_FILE = "model.fp32.onnx"  # the graph int8 is quantised from; not part of the artifact
 
 
 def export_run(
@@ -54,9 +57,16 @@ def export_run(
     version: str = "1",
     parity_sentences: list[str] | None = None,
     overwrite: bool = False,
+    int8: bool = False,
+    max_accuracy_drop: float = 0.005,
+    min_agreement: float = 0.99,
     optimize: OptimizationLevel | None = None,
 ) -> Path:
-    """Exports, checks and writes `repository/name/version`; returns that directory."""
+    """Exports, checks and writes `repository/name/version`; returns that directory.
+
+    With `int8`, the served model.onnx is the dynamic int8 quantisation of the checked fp32
+    graph, compared with it on the run's test split (export/quantize.py) and recorded.
+    """
     target = repository / name / version
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
@@ -66,16 +76,17 @@ def export_run(
     sentences = parity_sentences if parity_sentences is not None else held_out_sentences(checkpoint)
     graph, outputs = graph_module(checkpoint.model), graph_outputs(checkpoint.model)
     with _staging(repository) as staging:
-        export_onnx(graph, checkpoint.config, outputs, staging / MODEL_FILE)
+        fp32_path = staging / (FP32_FILE if int8 else MODEL_FILE)
+        export_onnx(graph, checkpoint.config, outputs, fp32_path)
         if optimize is not None:
             # The optimised graph replaces the exported one, then faces the same parity check.
             exported = staging / "exported.onnx"
-            (staging / MODEL_FILE).rename(exported)
-            optimize_graph(exported, staging / MODEL_FILE, optimize)
+            fp32_path.rename(exported)
+            optimize_graph(exported, fp32_path, optimize)
             exported.unlink()
         parity = check_parity(
             graph,
-            staging / MODEL_FILE,
+            fp32_path,
             encoder,
             sentences,
             output_names=[spec.name for spec in outputs],
@@ -86,6 +97,21 @@ def export_run(
             sentences,
             has_attention=ARCHITECTURES[checkpoint.config.architecture].has_attention,
         )
+        quantization = None
+        if int8:
+            quantize_int8(fp32_path, staging / MODEL_FILE)
+            test = held_out_examples(checkpoint)
+            quantization = compare_int8(
+                fp32_path,
+                staging / MODEL_FILE,
+                encoder,
+                [example.text for example in test],
+                [example.label for example in test],
+                max_accuracy_drop=max_accuracy_drop,
+                min_agreement=min_agreement,
+            )
+            # kept beside the run for benchmarks (bench/latency.py); not part of the artifact
+            shutil.move(fp32_path, run_dir / FP32_FILE)
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
         manifest = build_manifest(
             checkpoint,
@@ -96,6 +122,7 @@ def export_run(
             version=version,
             outputs=outputs,
             faithfulness=faithfulness,
+            quantization=quantization,
         )
         if optimize is not None:
             manifest = manifest.model_copy(update={"graph_optimization": describe(optimize)})
@@ -149,7 +176,7 @@ def _export_dynamo(
     path: Path,
 ) -> None:
     """torch.export: symbolic batch and sequence sizes, where tracing would bake reshapes in."""
-    batch, sequence = torch.export.Dim(BATCH), torch.export.Dim(SEQUENCE)
+    batch, sequence = torch.export.Dim(BATCH), torch.export.Dim(SEQUENCE, max=MAX_SEQUENCE)
     axes = {0: batch, 1: sequence}
     with warnings.catch_warnings(), contextlib.redirect_stdout(None):
         warnings.simplefilter("ignore")  # deprecation chatter of the exporter's own internals
@@ -187,13 +214,19 @@ def _example_inputs(config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def held_out_sentences(checkpoint: Checkpoint) -> list[str]:
-    """The run's test split, rebuilt from its recorded data files and split seed."""
+    """The texts of the run's test split."""
+    return [example.text for example in held_out_examples(checkpoint)]
+
+
+def held_out_examples(checkpoint: Checkpoint) -> list[Example]:
+    """The run's test split, rebuilt from its recorded data files, cut and split seed."""
     training = checkpoint.record.training
-    loaded = load_sources([Path(data.path) for data in training.data])
-    split = split_examples(
-        loaded.examples, seed=training.split.seed, fractions=training.split.fractions
-    )
-    return [example.text for example in split.test]
+    examples = load_sources([Path(data.path) for data in training.data]).examples
+    limit = training.hyperparameters.get("limit_per_source")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        examples = first_per_source(examples, limit)
+    split = split_examples(examples, seed=training.split.seed, fractions=training.split.fractions)
+    return split.test
 
 
 def build_manifest(
@@ -206,6 +239,7 @@ def build_manifest(
     version: str,
     outputs: list[TensorSpec],
     faithfulness: FaithfulnessRecord | None = None,
+    quantization: QuantizationRecord | None = None,
 ) -> Manifest:
     """The manifest of a model directory holding model.onnx and tokenizer.json."""
     info = ARCHITECTURES[checkpoint.config.architecture]
@@ -220,6 +254,8 @@ def build_manifest(
         max_tokens=record.max_tokens,
         pad_token_id=encoder.pad_id,
         unk_token_id=encoder.unk_id,
+        tokenization=encoder.tokenization,
+        special_tokens=encoder.special_tokens,
         inputs=input_specs(),
         outputs=outputs,
         opset=_opset(model_dir / MODEL_FILE),
@@ -227,6 +263,7 @@ def build_manifest(
         training=record.training,
         parity=parity,
         faithfulness=faithfulness,
+        quantization=quantization,
         files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
         libraries={
             "torch": torch.__version__,

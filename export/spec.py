@@ -11,6 +11,8 @@ from __future__ import annotations
 from service.manifest import HEADS_OUTPUT, INPUT_NAMES, OUTPUT_NAMES, TensorSpec
 
 OPSET = 17  # the legacy exporter's; the dynamo exporter writes its own (>= 18)
+# the longest sequence torch.export may assume (a pretrained encoder's position embeddings)
+MAX_SEQUENCE = 512
 BATCH = "batch"
 SEQUENCE = "sequence"
 

@@ -28,20 +28,12 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
 
 
 class SentimentClassifier(nn.Module):
-    """Embedding + dropout shared by every architecture; subclasses define forward_logits."""
+    """Right-padded ids and mask in, (probabilities, attention) out; subclasses define
+    forward_logits."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(
-            config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id
-        )
-        self.dropout = nn.Dropout(config.dropout)
-
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Token vectors with dropout; the padding id's vector is zero."""
-        embedded: torch.Tensor = self.dropout(self.embedding(input_ids))  # (B, T, E)
-        return embedded
 
     def forward_logits(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -55,8 +47,31 @@ class SentimentClassifier(nn.Module):
         logits, attention = self.forward_logits(input_ids, attention_mask)
         return torch.softmax(logits, dim=-1), attention  # (B, C), (B, T)
 
+    def input_embedding(self) -> nn.Module:
+        """The layer turning token ids into vectors (gradient x input hooks its output)."""
+        raise NotImplementedError
 
-class LSTMClassifier(SentimentClassifier):
+
+class EmbeddingClassifier(SentimentClassifier):
+    """Word embedding + dropout, shared by the classifiers trained from scratch."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.embedding = nn.Embedding(
+            config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id
+        )
+        self.dropout = nn.Dropout(config.dropout)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token vectors with dropout; the padding id's vector is zero."""
+        embedded: torch.Tensor = self.dropout(self.embedding(input_ids))  # (B, T, E)
+        return embedded
+
+    def input_embedding(self) -> nn.Module:
+        return self.embedding
+
+
+class LSTMClassifier(EmbeddingClassifier):
     """Unidirectional LSTM read at each sentence's last real token; no attention."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -74,7 +89,7 @@ class LSTMClassifier(SentimentClassifier):
         return logits, torch.zeros_like(attention_mask, dtype=logits.dtype)  # (B, C), (B, T)
 
 
-class LSTMAttentionClassifier(SentimentClassifier):
+class LSTMAttentionClassifier(EmbeddingClassifier):
     """Unidirectional LSTM pooled by the tutorial's attention layer."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -91,7 +106,7 @@ class LSTMAttentionClassifier(SentimentClassifier):
         return self.head(self.dropout(context)), weights  # (B, C), (B, T)
 
 
-class BiLSTMAttentionClassifier(SentimentClassifier):
+class BiLSTMAttentionClassifier(EmbeddingClassifier):
     """Bidirectional LSTM whose backward pass starts at the last real token, additive attention."""
 
     def __init__(self, config: ModelConfig) -> None:

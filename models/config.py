@@ -15,6 +15,8 @@ class ModelConfig:
     embedding_dim: int = 64
     hidden_dim: int = 64
     dropout: float = 0.3
+    # ids the tokenizer adds around every text ([CLS], [SEP]); attention pooling skips them
+    special_token_ids: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

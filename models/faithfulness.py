@@ -95,6 +95,8 @@ def _without(item: EncodedText, removed: Sequence[int]) -> EncodedText:
     return EncodedText(
         ids=[item.ids[i] for i in keep],
         offsets=[item.offsets[i] for i in keep],
+        word_ids=[item.word_ids[i] for i in keep],
+        words=item.words,
         truncated=item.truncated,
     )
 
@@ -137,7 +139,7 @@ def _gradient_order(
         output.retain_grad()
         captured.append(output)
 
-    handle = model.embedding.register_forward_hook(keep)
+    handle = model.input_embedding().register_forward_hook(keep)
     scores: list[torch.Tensor] = []
     try:
         start = 0

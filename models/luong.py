@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from models.attention import masked_softmax, weighted_sum
-from models.classifiers import SentimentClassifier, real_lengths
+from models.classifiers import EmbeddingClassifier, real_lengths
 from models.config import ModelConfig
 from models.encoders import BiLSTMEncoder
 
@@ -108,7 +108,7 @@ class LuongLocalAttention(nn.Module):
         return weighted_sum(states, weights), weights  # (B, D), (B, T)
 
 
-class LuongClassifier(SentimentClassifier):
+class LuongClassifier(EmbeddingClassifier):
     """BiLSTM encoder, Luong attention with the final state as query, h~ = tanh(W_c [c; q])."""
 
     def __init__(self, config: ModelConfig, attention: nn.Module) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from models.classifiers import (
@@ -14,6 +15,7 @@ from models.classifiers import (
 )
 from models.config import ModelConfig
 from models.luong import SCORES, luong_global, luong_local
+from models.minilm import MiniLMAttentionClassifier, pretrained_dir
 from models.transformer import TransformerClassifier
 
 Exporter = Literal["legacy", "dynamo"]
@@ -34,6 +36,12 @@ class ArchitectureInfo:
     has_attention: bool
     exporter: Exporter = "legacy"
     has_heads: bool = False
+    # the longest input it can read (a pretrained encoder's position embeddings); None: any
+    max_positions: int | None = None
+    # a pretrained tokenizer.json to use as is; None: train a word-level one on the split
+    pretrained_tokenizer: Callable[[], Path] | None = None
+    # TrainConfig fields this architecture trains with unless told otherwise
+    training_defaults: dict[str, float | int | str] = field(default_factory=dict)
 
 
 ARCHITECTURES: dict[str, ArchitectureInfo] = {
@@ -60,6 +68,31 @@ ARCHITECTURES: dict[str, ArchitectureInfo] = {
             "additive attention score_t = v.tanh(W h_t + b)."
         ),
         has_attention=True,
+    ),
+    "minilm-attention": ArchitectureInfo(
+        builder=MiniLMAttentionClassifier,
+        description=(
+            "Pretrained all-MiniLM-L6-v2 encoder (6 layers, 12 heads, 384 dims) fine-tuned "
+            "with an additive attention-pooling head score_t = v.tanh(W h_t + b) over its "
+            "word pieces; [CLS] and [SEP] are masked out of the pooling (weight exactly 0), "
+            "so the word pieces' weights sum to 1 and the service sums them into words."
+        ),
+        has_attention=True,
+        exporter="dynamo",
+        max_positions=512,
+        pretrained_tokenizer=lambda: pretrained_dir() / "tokenizer.json",
+        training_defaults={
+            "hidden_dim": 128,
+            "dropout": 0.1,
+            "learning_rate": 1e-3,
+            "encoder_learning_rate": 5e-5,
+            "schedule": "linear",
+            "warmup_fraction": 0.1,
+            "batch_size": 16,
+            "max_epochs": 3,
+            "patience": 2,
+            "max_tokens": 256,
+        },
     ),
     **{
         f"luong-global-{score}": ArchitectureInfo(

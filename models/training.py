@@ -15,8 +15,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
+from tokenizers import Tokenizer
 from torch import nn
 from tqdm import tqdm
 
@@ -24,7 +26,7 @@ from models.checkpoint import TOKENIZER_FILE, RunRecord, save_checkpoint
 from models.classifiers import SentimentClassifier
 from models.config import ModelConfig
 from models.data import Example, first_per_source, load_sources, sha256_file, split_examples
-from models.registry import build_model
+from models.registry import ARCHITECTURES, build_model
 from models.tokenizer import train_tokenizer
 from service.manifest import DataFile, SplitRecord, TrainingRecord
 from service.tokenization import EncodedText, TextEncoder
@@ -45,6 +47,11 @@ class TrainConfig:
     hidden_dim: int = 64
     dropout: float = 0.3
     learning_rate: float = 3e-3
+    # a pretrained encoder's parameters (named encoder.*) learn at this rate; None: learning_rate
+    encoder_learning_rate: float | None = None
+    # constant, or linear warm-up over warmup_fraction of all steps then linear decay to 0
+    schedule: Literal["constant", "linear"] = "constant"
+    warmup_fraction: float = 0.0
     weight_decay: float = 1e-2
     batch_size: int = 32
     max_epochs: int = 30
@@ -59,6 +66,23 @@ class TrainConfig:
         for name in ("batch_size", "max_epochs", "patience", "max_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+def train_config_for(architecture: str, **overrides: Any) -> TrainConfig:
+    """The architecture's own defaults (a pretrained encoder's are not an LSTM's), overridden."""
+    if architecture not in ARCHITECTURES:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise ValueError(f"unknown architecture {architecture!r}; known: {known}")
+    defaults = ARCHITECTURES[architecture].training_defaults
+    return TrainConfig(architecture=architecture, **{**defaults, **overrides})
+
+
+def _check_max_tokens(config: TrainConfig) -> None:
+    limit = ARCHITECTURES[config.architecture].max_positions
+    if limit is not None and config.max_tokens > limit:
+        raise ValueError(
+            f"{config.architecture} reads at most {limit} tokens, not {config.max_tokens}"
+        )
 
 
 @dataclass(frozen=True)
@@ -95,17 +119,26 @@ def train(
     progress: bool = True,
 ) -> RunRecord:
     """Trains on `data_paths` and writes checkpoint, tokenizer and record to `run_dir`."""
+    _check_max_tokens(config)
     loaded = load_sources(data_paths, skip_bad=skip_bad)
     for skipped in loaded.skipped:
         logger.warning("skipped %s:%d: %s", skipped.path, skipped.line_number, skipped.reason)
     examples = first_per_source(loaded.examples, limit_per_source)
     split = split_examples(examples, seed=config.split_seed, fractions=SPLIT_FRACTIONS)
 
-    tokenizer = train_tokenizer(
-        (example.text for example in split.train),
-        vocab_size=config.vocab_size,
-        min_frequency=config.min_frequency,
+    pretrained = ARCHITECTURES[config.architecture].pretrained_tokenizer
+    tokenizer = (
+        Tokenizer.from_file(str(pretrained()))
+        if pretrained is not None
+        else train_tokenizer(
+            (example.text for example in split.train),
+            vocab_size=config.vocab_size,
+            min_frequency=config.min_frequency,
+        )
     )
+    # the run's tokenizer.json is what the service reads: no padding or truncation of its own
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
     run_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(run_dir / TOKENIZER_FILE))
     encoder = TextEncoder(tokenizer, config.max_tokens)
@@ -123,6 +156,7 @@ def train(
         embedding_dim=config.embedding_dim,
         hidden_dim=config.hidden_dim,
         dropout=config.dropout,
+        special_token_ids=tuple(encoder.special_token_ids),
     )
     model = build_model(model_config)
     fitted = fit(model, encoder, train_set, validation_set, config, progress=progress)
@@ -132,7 +166,9 @@ def train(
         f"{name}_accuracy": accuracy(model, encoder, data)
         for name, data in (("train", train_set), ("validation", validation_set), ("test", test_set))
     }
-    hyperparameters: dict[str, float | int | str | bool] = asdict(config)
+    hyperparameters: dict[str, float | int | str | bool] = {
+        key: value for key, value in asdict(config).items() if value is not None
+    }
     if limit_per_source is not None:
         # `evaluate` must apply the same cut to rebuild this run's test set.
         hyperparameters["limit_per_source"] = limit_per_source
@@ -200,9 +236,9 @@ def fit(
     progress: bool = True,
 ) -> FitResult:
     """AdamW on cross-entropy, stopping `patience` epochs after the best validation accuracy."""
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.AdamW(parameter_groups(model, config), weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(train_set.labels) // config.batch_size)
+    scheduler = learning_rate_schedule(optimizer, config, steps_per_epoch * config.max_epochs)
     generator = torch.Generator().manual_seed(config.seed)
     best_accuracy, best_epoch = -1.0, 0
     best_state = copy.deepcopy(model.state_dict())
@@ -218,7 +254,9 @@ def fit(
             disable=not progress,
             unit="batch",
         )
-        loss, train_accuracy = train_epoch(model, encoder, train_set, batches, optimizer, bar)
+        loss, train_accuracy = train_epoch(
+            model, encoder, train_set, batches, optimizer, scheduler, bar
+        )
         validation_accuracy = accuracy(model, encoder, validation_set)
         bar.set_postfix(
             loss=f"{loss:.4f}", acc=f"{train_accuracy:.3f}", val_acc=f"{validation_accuracy:.3f}"
@@ -239,12 +277,43 @@ def fit(
     return FitResult(best_state=best_state, best_epoch=best_epoch, epochs_run=epoch)
 
 
+def parameter_groups(model: SentimentClassifier, config: TrainConfig) -> list[dict[str, Any]]:
+    """The pretrained encoder's parameters at encoder_learning_rate, the rest at learning_rate."""
+    encoder_rate = config.encoder_learning_rate or config.learning_rate
+    named = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in named if n.startswith("encoder.")], "lr": encoder_rate},
+        {
+            "params": [p for n, p in named if not n.startswith("encoder.")],
+            "lr": config.learning_rate,
+        },
+    ]
+    return [group for group in groups if group["params"]]
+
+
+def learning_rate_schedule(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A factor on each group's rate per step: 1, or linear warm-up then linear decay to 0."""
+    warmup = round(config.warmup_fraction * total_steps)
+
+    def factor(step: int) -> float:
+        if config.schedule == "constant":
+            return 1.0
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def train_epoch(
     model: SentimentClassifier,
     encoder: TextEncoder,
     train_set: EncodedExamples,
     batches: list[list[int]],
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     bar: tqdm[None],
 ) -> tuple[float, float]:
     """One pass over `batches` (lists of indices) with dropout on: (mean loss, accuracy)."""
@@ -257,6 +326,7 @@ def train_epoch(
         optimizer.zero_grad()
         torch.autograd.backward(loss)
         optimizer.step()
+        scheduler.step()
         loss_sum += loss.item() * len(indices)
         correct += int((logits.argmax(dim=-1) == batch.labels).sum())
         seen += len(indices)

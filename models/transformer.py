@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from models.attention import masked_softmax, weighted_sum
-from models.classifiers import SentimentClassifier
+from models.classifiers import EmbeddingClassifier
 from models.config import ModelConfig
 
 LAYERS = 2
@@ -74,7 +74,7 @@ class EncoderLayer(nn.Module):
         return x, maps
 
 
-class TransformerClassifier(SentimentClassifier):
+class TransformerClassifier(EmbeddingClassifier):
     """d = embedding_dim, feed-forward width 2 * hidden_dim, LAYERS layers of HEADS heads."""
 
     def __init__(self, config: ModelConfig) -> None:

@@ -52,6 +52,16 @@ def load_artifact(model_dir: Path, config: SessionConfig) -> LoadedModel:
             f"{model_dir}: {TOKENIZER_FILE} has pad/unk ids {encoder.pad_id}/{encoder.unk_id}, "
             f"the manifest says {manifest.pad_token_id}/{manifest.unk_token_id}"
         )
+    if encoder.tokenization != manifest.tokenization:
+        raise ArtifactError(
+            f"{model_dir}: {TOKENIZER_FILE} splits text into {encoder.tokenization}, "
+            f"the manifest says {manifest.tokenization}"
+        )
+    if encoder.special_tokens != manifest.special_tokens:
+        raise ArtifactError(
+            f"{model_dir}: {TOKENIZER_FILE} adds special tokens {encoder.special_tokens}, "
+            f"the manifest says {manifest.special_tokens}"
+        )
     try:
         session = ort.InferenceSession(
             str(model_dir / MODEL_FILE), config.session_options(), providers=config.providers

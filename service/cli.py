@@ -2,6 +2,8 @@
 
     attnserve train --run-dir runs/bilstm-additive
     attnserve export runs/bilstm-additive --name bilstm-additive
+    attnserve train --architecture minilm-attention --run-dir runs/minilm-attention
+    attnserve export runs/minilm-attention --name minilm-attention --int8
     attnserve evaluate model_repository/bilstm-additive/1
     attnserve serve
     attnserve predict "The battery life is great but the screen is awful"
@@ -74,10 +76,10 @@ def train(
     """Train a classifier on labelled sentences and write a run directory."""
     from dataclasses import replace
 
-    from models.training import TrainConfig
     from models.training import train as train_run
+    from models.training import train_config_for
 
-    config = TrainConfig(architecture=architecture, seed=seed, split_seed=split_seed)
+    config = train_config_for(architecture, seed=seed, split_seed=split_seed)
     if max_epochs is not None:
         config = replace(config, max_epochs=max_epochs)
     paths = data or DEFAULT_DATA
@@ -115,6 +117,18 @@ def export(
     version: Annotated[str, typer.Option(help="Model version.")] = "1",
     repository: Annotated[Path, typer.Option(help="Model repository.")] = DEFAULT_REPOSITORY,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing version.")] = False,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            help="Serve the dynamic int8 quantisation, checked against fp32 on the test split."
+        ),
+    ] = False,
+    max_accuracy_drop: Annotated[
+        float, typer.Option(help="With --int8: most test accuracy int8 may lose to fp32.")
+    ] = 0.005,
+    min_agreement: Annotated[
+        float, typer.Option(help="With --int8: least share of test labels int8 and fp32 agree on.")
+    ] = 0.99,
     optimize: Annotated[
         str | None,
         typer.Option(
@@ -134,6 +148,9 @@ def export(
         name=name,
         version=version,
         overwrite=overwrite,
+        int8=int8,
+        max_accuracy_drop=max_accuracy_drop,
+        min_agreement=min_agreement,
         optimize=optimize,  # type: ignore[arg-type]
     )
     typer.echo(f"wrote {model_dir}")
@@ -168,6 +185,14 @@ def evaluate(
     )
     for label, row in zip(report.labels, report.test.confusion, strict=True):
         typer.echo(f"{label:<{width}}  " + "  ".join(f"{n:>{width}}" for n in row))
+    quantized = report.quantization
+    if quantized is not None:
+        typer.echo(
+            f"int8 model.onnx ({quantized.int8_bytes / 1e6:.1f} MB) vs its fp32 graph "
+            f"({quantized.fp32_bytes / 1e6:.1f} MB), at export on the same test split: "
+            f"accuracy {quantized.int8_test_accuracy:.4f} vs {quantized.fp32_test_accuracy:.4f}, "
+            f"same label for {quantized.agreement:.4f} of {quantized.test_examples} sentences"
+        )
 
 
 @app.command()

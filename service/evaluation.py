@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from models.data import Example, first_per_source, load_sources, sha256_file, split_examples
 from service.artifact import load_artifact
-from service.manifest import Manifest
+from service.manifest import Manifest, QuantizationRecord
 from service.predictor import Predictor
 from service.providers import SessionConfig
 from service.settings import Settings
@@ -47,6 +47,9 @@ class EvaluationReport(BaseModel):
     test: SplitScores
     validation: SplitScores
     recorded: dict[str, float] = Field(description="The manifest's metrics, from PyTorch.")
+    quantization: QuantizationRecord | None = Field(
+        default=None, description="The manifest's int8 vs fp32 figures, for an int8 model."
+    )
 
 
 def evaluate(
@@ -81,6 +84,7 @@ def evaluate(
         test=_score(predictor, split.test, settings.max_texts_per_request),
         validation=_score(predictor, split.validation, settings.max_texts_per_request),
         recorded=manifest.metrics,
+        quantization=manifest.quantization,
     )
 
 

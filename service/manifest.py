@@ -76,6 +76,23 @@ class ParityRecord(BaseModel):
     shapes: list[tuple[int, int]] = Field(description="(batch, length) shapes checked")
 
 
+class QuantizationRecord(BaseModel):
+    """How the served int8 graph compares with the fp32 graph it was quantised from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(description="e.g. ONNX Runtime dynamic int8 (QInt8 weights)")
+    fp32_bytes: int
+    int8_bytes: int
+    fp32_test_accuracy: float
+    int8_test_accuracy: float
+    agreement: float = Field(description="share of test texts given the same label by both")
+    max_abs_diff: dict[str, float] = Field(
+        description="output name -> max |fp32 - int8| over the test texts"
+    )
+    test_examples: int
+
+
 class FaithfulnessRecord(BaseModel):
     """How far the attention explains the predictions: comprehensiveness (AOPC) on the test
     split when each ranking's top-k tokens are deleted, k in `ks` (models/faithfulness.py)."""
@@ -106,12 +123,25 @@ class Manifest(BaseModel):
     max_tokens: int = Field(description="longer texts are truncated to this many tokens")
     pad_token_id: int
     unk_token_id: int
+    tokenization: Literal["words", "wordpieces"] = Field(
+        default="words",
+        description="words: each token is a word; wordpieces: tokens are pieces of words, "
+        "whose attention the service sums into words",
+    )
+    special_tokens: list[str] = Field(
+        default_factory=list,
+        description="tokens the tokenizer adds around every text (e.g. [CLS], [SEP]); "
+        "never part of an answer",
+    )
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     opset: int
     metrics: dict[str, float] = Field(description="e.g. validation_accuracy, test_accuracy")
     training: TrainingRecord
     parity: ParityRecord
+    quantization: QuantizationRecord | None = Field(
+        default=None, description="set when model.onnx is an int8 quantisation"
+    )
     faithfulness: FaithfulnessRecord | None = Field(
         default=None, description="absent in models exported before it was measured"
     )

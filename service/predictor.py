@@ -17,7 +17,7 @@ from service.heads import run_with_heads
 from service.inference import InferenceOutput, InferenceRunner, OnnxModelRunner
 from service.schemas import ModelInfo, PredictResponse
 from service.settings import Settings
-from service.tokenization import EncodedText, PaddedBatch
+from service.tokenization import EncodedText, PaddedBatch, word_attention
 
 
 @dataclass(frozen=True)
@@ -134,15 +134,15 @@ class Predictor:
         labels = self.manifest.labels
         probabilities: list[float] = output.probabilities[row].tolist()
         best = max(range(len(labels)), key=probabilities.__getitem__)
-        # Padding columns are dropped: only the text's own tokens have offsets.
+        # Padding columns are dropped; word pieces are summed into their words.
         weights: list[float | None] = (
-            output.attention[row, : len(item.ids)].tolist()
+            word_attention(item, output.attention[row]).tolist()
             if self.manifest.has_attention
-            else [None] * len(item.ids)
+            else [None] * len(item.words)
         )
         tokens = [
             {"text": text[start:end], "start": start, "end": end, "attention": weight}
-            for (start, end), weight in zip(item.offsets, weights, strict=True)
+            for (start, end), weight in zip(item.words, weights, strict=True)
         ]
         return {
             "label": labels[best],

@@ -1,17 +1,23 @@
 """Text -> token ids + character offsets, shared by training, export parity and serving.
 
-The tokenizer is a `tokenizers` JSON trained by `models/tokenizer.py`. Offsets index the
-ORIGINAL text (before normalisation), so `text[start:end]` is the token's surface form.
+The tokenizer is a `tokenizers` JSON: a word-level one trained by `models/tokenizer.py`, or a
+pretrained word-piece one whose post-processor adds [CLS]/[SEP]. Either way the answer is
+given in words: a word-level token is a word; word pieces are grouped by the tokenizer's word
+ids. Offsets index the ORIGINAL text (before normalisation), so `text[start:end]` is the
+word's surface form.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
+from tokenizers.models import WordLevel
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
@@ -19,10 +25,19 @@ UNK_TOKEN = "[UNK]"
 
 @dataclass(frozen=True)
 class EncodedText:
-    """One text's tokens: ids, (start, end) character offsets, and whether it was cut."""
+    """One text as the model reads it, and the words its answer is given in.
+
+    `ids`, `offsets` and `word_ids` have one entry per position the model reads, special
+    tokens ([CLS], [SEP]) included: those have offset (0, 0) and word None. `word_ids[i]`
+    indexes `words`, the (start, end) character spans of the text's words (a word-level
+    tokenizer's tokens, or a word-piece tokenizer's whole words). A text without a word has
+    no ids at all.
+    """
 
     ids: list[int]
     offsets: list[tuple[int, int]]
+    word_ids: list[int | None]
+    words: list[tuple[int, int]]
     truncated: bool
 
 
@@ -43,11 +58,30 @@ class TextEncoder:
         if pad_id is None or unk_id is None:
             raise ValueError(f"tokenizer lacks {PAD_TOKEN} or {UNK_TOKEN}")
         tokenizer.no_padding()
-        tokenizer.no_truncation()
+        # the tokenizer truncates the text's own tokens so that, with the special tokens its
+        # post-processor adds (none for a word-level tokenizer), at most max_tokens remain
+        tokenizer.enable_truncation(max_tokens, direction="right")
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.pad_id: int = pad_id
         self.unk_id: int = unk_id
+        probe = tokenizer.encode("a")
+        # what the tokenizer adds around every text: [CLS] and [SEP] for a word-piece one
+        self.special_tokens: list[str] = [
+            token
+            for token, special in zip(probe.tokens, probe.special_tokens_mask, strict=True)
+            if special
+        ]
+        self.special_token_ids: list[int] = [
+            token_id
+            for token_id, special in zip(probe.ids, probe.special_tokens_mask, strict=True)
+            if special
+        ]
+        if max_tokens <= len(self.special_tokens):
+            raise ValueError(
+                f"max_tokens {max_tokens} leaves no room beside {len(self.special_tokens)} "
+                "special tokens"
+            )
 
     @classmethod
     def from_file(cls, path: Path, max_tokens: int) -> TextEncoder:
@@ -57,17 +91,15 @@ class TextEncoder:
     def vocab_size(self) -> int:
         return int(self.tokenizer.get_vocab_size())
 
+    @property
+    def tokenization(self) -> Literal["words", "wordpieces"]:
+        """words for a word-level tokenizer, wordpieces for one that splits words."""
+        return "words" if isinstance(self.tokenizer.model, WordLevel) else "wordpieces"
+
     def encode(self, texts: list[str]) -> list[EncodedText]:
         """Tokens of each text; a text may come back with no tokens (empty, whitespace)."""
-        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=False)
-        return [
-            EncodedText(
-                ids=enc.ids[: self.max_tokens],
-                offsets=enc.offsets[: self.max_tokens],
-                truncated=len(enc.ids) > self.max_tokens,
-            )
-            for enc in encodings
-        ]
+        encodings = self.tokenizer.encode_batch(texts)
+        return [_encoded(text, enc) for text, enc in zip(texts, encodings, strict=True)]
 
     def pad(self, encoded: list[EncodedText]) -> PaddedBatch:
         """Pads to the longest text. Every row must hold at least one token."""
@@ -80,3 +112,49 @@ class TextEncoder:
             input_ids[row, : len(item.ids)] = item.ids
             attention_mask[row, : len(item.ids)] = 1
         return PaddedBatch(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def _encoded(text: str, enc: Encoding) -> EncodedText:
+    """Numbers a text's words densely and spans each over its pieces and trailing marks."""
+    if all(enc.special_tokens_mask):
+        return EncodedText(ids=[], offsets=[], word_ids=[], words=[], truncated=False)
+    word_ids: list[int | None] = []
+    words: list[tuple[int, int]] = []
+    index_of: dict[int, int] = {}
+    for (start, end), word, special in zip(
+        enc.offsets, enc.word_ids, enc.special_tokens_mask, strict=True
+    ):
+        if special or word is None:
+            word_ids.append(None)
+            continue
+        if word not in index_of:
+            index_of[word] = len(words)
+            words.append((start, end))
+        index = index_of[word]
+        words[index] = (min(words[index][0], start), max(words[index][1], end))
+        word_ids.append(index)
+    return EncodedText(
+        ids=list(enc.ids),
+        offsets=list(enc.offsets),
+        word_ids=word_ids,
+        words=[(start, _past_marks(text, end)) for start, end in words],
+        truncated=bool(enc.overflowing),
+    )
+
+
+def word_attention(
+    item: EncodedText, attention: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """Each word's weight: the sum over its positions in `attention` (one row, (T,))."""
+    positions = [position for position, word in enumerate(item.word_ids) if word is not None]
+    words = [word for word in item.word_ids if word is not None]
+    summed = np.zeros(len(item.words), dtype=np.float32)
+    np.add.at(summed, words, attention[positions])
+    return summed
+
+
+def _past_marks(text: str, end: int) -> int:
+    """`end` moved past combining marks that a normaliser stripped (e + U+0301 -> e)."""
+    while end < len(text) and unicodedata.category(text[end]).startswith("M"):
+        end += 1
+    return end

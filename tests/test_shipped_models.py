@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from models.registry import ARCHITECTURES
+from service.manifest import Manifest
 from service.registry import find_models
 
 SHIPPED = Path(__file__).resolve().parent.parent / "model_repository"
@@ -47,9 +48,26 @@ def test_each_architecture_answers_with_its_invariants(client: TestClient, name:
         else:
             assert weights == [None] * len(weights)
     alone = client.post(f"/v1/models/{name}/predict", json={"text": TEXTS[1]}).json()
-    for key in ("label", "tokens"):
-        assert alone["predictions"][0][key] == body["predictions"][1][key]
+    manifest = Manifest.read(find_models(SHIPPED)[name])
+    if manifest.quantization is None:
+        for key in ("label", "tokens"):
+            assert alone["predictions"][0][key] == body["predictions"][1][key]
+    else:
+        # dynamic int8 scales activations over the whole batch: same label and words, and
+        # weights that differ a little with the batch (README, minilm-attention)
+        one, batched = alone["predictions"][0], body["predictions"][1]
+        assert one["label"] == batched["label"]
+        assert [t["text"] for t in one["tokens"]] == [t["text"] for t in batched["tokens"]]
+        gaps = [
+            abs(a["attention"] - b["attention"])
+            for a, b in zip(one["tokens"], batched["tokens"], strict=True)
+        ]
+        assert max(gaps) < 0.1
     assert info["metrics"]["test_accuracy"] > 0.7
+    if manifest.faithfulness is None:
+        # minilm-attention v1 was exported before faithfulness was measured at export
+        assert name == "minilm-attention"
+        return
     faithfulness: dict[str, Any] = info["faithfulness"]
     assert faithfulness["sentences"] == 200
     assert ("attention" in faithfulness["aopc"]) == ARCHITECTURES[name].has_attention

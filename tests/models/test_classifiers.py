@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.classifiers import SentimentClassifier, reverse_within_length
+from models.classifiers import EmbeddingClassifier, SentimentClassifier, reverse_within_length
 from models.config import ModelConfig
 from models.luong import LuongClassifier, LuongLocalAttention
 from models.registry import ARCHITECTURES, build_model
@@ -20,7 +20,13 @@ LENGTHS = [3, 7, 1, 12]
 def _model(architecture: str) -> SentimentClassifier:
     torch.manual_seed(0)
     config = ModelConfig(
-        architecture, vocab_size=VOCAB, pad_token_id=PAD, hidden_dim=16, embedding_dim=8
+        architecture,
+        vocab_size=VOCAB,
+        pad_token_id=PAD,
+        hidden_dim=16,
+        embedding_dim=8,
+        # ids no random sentence holds; only a pretrained encoder's head skips them
+        special_token_ids=(VOCAB, VOCAB + 1),
     )
     return build_model(config).eval()
 
@@ -90,11 +96,12 @@ def test_answer_does_not_depend_on_padding(model: SentimentClassifier) -> None:
 
 @torch.no_grad()
 def test_accepts_a_sequence_longer_than_any_seen(model: SentimentClassifier) -> None:
-    input_ids, attention_mask = _batch([600, 5])
+    length = ARCHITECTURES[model.config.architecture].max_positions or 600
+    input_ids, attention_mask = _batch([length, 5])
 
     probabilities, attention = model(input_ids, attention_mask)
 
-    assert probabilities.shape == (2, 2) and attention.shape == (2, 600)
+    assert probabilities.shape == (2, 2) and attention.shape == (2, length)
     assert torch.isfinite(probabilities).all() and torch.isfinite(attention).all()
     assert torch.all(attention[1, 5:] == 0.0)
 
@@ -127,6 +134,7 @@ def test_naive_bidirectional_lstm_is_not_padding_invariant() -> None:
 def test_embedding_ignores_the_pad_id() -> None:
     model = _model("bilstm-additive")
 
+    assert isinstance(model, EmbeddingClassifier)
     assert torch.all(model.embedding.weight[PAD] == 0.0)
 
 
@@ -148,9 +156,11 @@ def test_registry_describes_every_architecture() -> None:
         "luong-local-monotonic",
         "luong-local-predictive",
         "transformer",
+        "minilm-attention",
     }
     assert [name for name, info in ARCHITECTURES.items() if info.exporter == "dynamo"] == [
-        "transformer"
+        "minilm-attention",
+        "transformer",
     ]
     assert [name for name, info in ARCHITECTURES.items() if not info.has_attention] == ["lstm"]
     assert "no attention" in ARCHITECTURES["lstm"].description

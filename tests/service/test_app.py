@@ -16,10 +16,12 @@ from service.providers import CUDA
 from tests.conftest import REPO_ROOT, cpu_settings
 
 
-def test_importing_the_service_does_not_import_torch() -> None:
+def test_importing_the_service_does_not_import_torch_or_transformers() -> None:
     code = (
         "import sys, service.app, service.cli, service.evaluation; "
-        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'transformers', 'sentence_transformers')]; "
+        "assert not heavy, sorted(heavy)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60

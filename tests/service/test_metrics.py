@@ -17,6 +17,7 @@ from tests.conftest import REPO_ROOT, attnserve_serve, cpu_settings
 SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))
 
 MODEL = "bilstm-additive"
+SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))
 
 
 @pytest.fixture

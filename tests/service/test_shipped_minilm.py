@@ -1,0 +1,43 @@
+"""The shipped minilm-attention model: its int8 figures, and word-level answers over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.manifest import Manifest
+
+NAME = "minilm-attention"
+TEXT = "The battery life is unbelievably great but the screen is awful"
+
+
+@pytest.fixture(scope="module")
+def manifest(shipped_repository: Path) -> Manifest:
+    return Manifest.read(shipped_repository / NAME / "1")
+
+
+def test_int8_stays_within_half_a_point_of_fp32_and_agrees_on_99_percent(
+    manifest: Manifest,
+) -> None:
+    quantization = manifest.quantization
+
+    assert quantization is not None
+    assert quantization.fp32_test_accuracy - quantization.int8_test_accuracy <= 0.005
+    assert quantization.agreement >= 0.99
+    assert quantization.int8_bytes < 0.7 * quantization.fp32_bytes
+    assert max(manifest.parity.max_abs_diff.values()) <= 1e-4
+    assert (manifest.tokenization, manifest.special_tokens) == ("wordpieces", ["[CLS]", "[SEP]"])
+
+
+def test_the_named_route_answers_in_words(client: TestClient) -> None:
+    response = client.post(f"/v1/models/{NAME}/predict", json={"text": TEXT})
+
+    assert response.status_code == 200
+    [prediction] = response.json()["predictions"]
+    tokens = prediction["tokens"]
+    # "unbelievably" is several word pieces, answered as one word
+    assert [t["text"] for t in tokens] == TEXT.split()
+    assert all(TEXT[t["start"] : t["end"]] == t["text"] for t in tokens)
+    assert sum(t["attention"] for t in tokens) == pytest.approx(1, abs=1e-5)

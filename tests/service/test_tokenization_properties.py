@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tokenizers import Tokenizer
 
 from service.app import create_app
 from service.artifact import LoadedModel
@@ -75,7 +76,10 @@ def _separates(character: str) -> bool:
 
 
 def _full_count(model: LoadedModel, text: str) -> int:
-    return len(model.encoder.tokenizer.encode(text, add_special_tokens=False).ids)
+    # the encoder's own tokenizer truncates; a copy without truncation counts every token
+    untruncated = Tokenizer.from_str(model.encoder.tokenizer.to_str())
+    untruncated.no_truncation()
+    return len(untruncated.encode(text, add_special_tokens=False).ids)
 
 
 @PROPERTY

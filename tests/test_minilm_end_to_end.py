@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.conftest import attnserve_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
@@ -41,12 +41,6 @@ def _attnserve(*args: str, env: dict[str, str] | None = None) -> str:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return done.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -84,27 +78,10 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(repository: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {**ENV, "ATTNSERVE_MODEL_REPOSITORY": str(repository), "ATTNSERVE_PORT": str(port)}
-    process = subprocess.Popen([ATTNSERVE, "serve"], env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "server exited during startup"
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("server not ready within 60 s")
+def server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("server") / "log"
+    with attnserve_serve(repository, log, HF_HUB_OFFLINE="1") as url:
         yield url
-    finally:
-        process.terminate()
-        assert process.wait(timeout=30) == 0
 
 
 def _predict(server: str, body: dict[str, Any]) -> dict[str, Any]:

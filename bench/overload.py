@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import shlex
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.common import machine
 from bench.load import Phase, closed_loop, open_loop, percentile, request_body
 from bench.server_process import ServerProcess, serve
 
@@ -71,20 +71,6 @@ async def _phases(
     return OverloadRun(capacity, overload, recovery, factor)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-
-
 def write_results(name: str, title: str, lines: list[str]) -> Path:
     """bench/results/NAME.md: the command, the machine, the date, the printed figures."""
     RESULTS.mkdir(exist_ok=True)
@@ -92,7 +78,7 @@ def write_results(name: str, title: str, lines: list[str]) -> Path:
     command = shlex.join([Path(sys.executable).name, "-m", f"bench.{name}", *sys.argv[1:]])
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = (
-        f"# {title}\n\nCommand: `{command}`  \nMachine: {machine()}  \nDate: {date}\n\n"
+        f"# {title}\n\nCommand: `{command}`  \nMachine: {_machine_line()}  \nDate: {date}\n\n"
         + "```\n"
         + "\n".join(lines)
         + "\n```\n"
@@ -120,6 +106,11 @@ def main() -> None:
     for line in lines:
         print(line)
     print(f"wrote {write_results('overload', 'Overload', lines)}")
+
+
+def _machine_line() -> str:
+    where = machine()
+    return f"{where['cpu']}, {where['cores']} cores, {where['system']}"
 
 
 if __name__ == "__main__":

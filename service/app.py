@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from service.admission import AdmissionControl
 from service.auth import ApiKeyAuth, configured_digests
 from service.errors import StartupError, install_error_handlers
 from service.headers import SecurityHeaders
@@ -83,8 +84,10 @@ def add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     """The request's path through the middleware, outermost first: the request id (so every
     refusal is logged with it), security headers on every answer, metrics (refusals counted),
     CORS (when origins are configured), the API key (when keys are), the request deadline,
-    the body-size limit; then the routes. The last added is the outermost."""
+    admission (an inference request is refused while its model's queue is full), the
+    body-size limit; then the routes. The last added is the outermost."""
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(AdmissionControl)
     app.add_middleware(RequestDeadline, timeout_s=settings.request_timeout_s)
     digests = configured_digests(settings)
     if digests:

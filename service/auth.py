@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import InvalidApiKey, MissingApiKey, ServiceError, StartupError, error_response
+from service.errors import InvalidApiKey, MissingApiKey, ServiceError, StartupError, refuse
 from service.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 # Liveness and readiness, ours and the Open Inference Protocol's: probes carry no key.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
@@ -78,11 +75,7 @@ class ApiKeyAuth:
         if error is None:
             await self.app(scope, receive, send)
             return
-        logger.info(
-            "request_rejected",
-            extra={"path": scope["path"], "status": error.status_code, "code": error.code},
-        )
-        await error_response(error, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        await refuse(error, scope, receive, send, {"WWW-Authenticate": "Bearer"})
 
     def _check(self, header: bytes | None) -> ServiceError | None:
         scheme, _, key = (header or b"").partition(b" ")

@@ -66,11 +66,19 @@ class BatchingRunner:
         """Tools without an event loop run their batch directly."""
         return self.runner.run_sync(batch)
 
+    def refusal(self, rows: int) -> Overloaded | None:
+        """Overloaded when `rows` more texts would not fit in the queue, else None.
+
+        A request larger than the whole queue is still served when the queue is empty."""
+        if self._queued_texts and self._queued_texts + rows > self.max_queue_texts:
+            return Overloaded(self._queued_texts, self.max_queue_texts, self.retry_after_s)
+        return None
+
     async def run(self, batch: PaddedBatch) -> InferenceOutput:
         rows, length = batch.input_ids.shape
-        # A request larger than the whole queue is still served when the queue is empty.
-        if self._queued_texts and self._queued_texts + rows > self.max_queue_texts:
-            raise Overloaded(self._queued_texts, self.max_queue_texts, self.retry_after_s)
+        refusal = self.refusal(rows)
+        if refusal is not None:
+            raise refusal
         self._ensure_worker()
         # A request larger than a batch rides in several, each cut to its own longest row.
         futures = [self._enqueue(chunk) for chunk in self._chunks(batch)]

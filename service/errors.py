@@ -41,7 +41,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
+from service.headers import API_POLICY, SECURITY_HEADERS
 from service.oip.schemas import ProtocolErrorBody
+from service.request_id import HEADER as REQUEST_ID_HEADER
+from service.request_id import current_request_id
 from service.schemas import ErrorBody, ErrorInfo
 
 logger = logging.getLogger(__name__)
@@ -324,17 +327,38 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.error("internal_error", extra={"path": request.url.path}, exc_info=exc)
-    return error_response(InternalError())
+    # Starlette sends this answer from outside every middleware of ours: it gets their headers
+    # here (the request id is still set: the request-id middleware keeps it for this log).
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": API_POLICY}
+    request_id = current_request_id.get()
+    if request_id is not None:
+        headers[REQUEST_ID_HEADER] = request_id
+    return error_response(InternalError(), headers)
 
 
 def _answer(
     request: Request, error: ServiceError, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    logger.info(
-        "request_rejected",
-        extra={"path": request.url.path, "status": error.status_code, "code": error.code},
-    )
+    _log_rejection(request.url.path, error)
     return error_response(error, headers)
+
+
+async def refuse(
+    error: ServiceError,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Answers `error` from a middleware, before any route sees the request, and logs it."""
+    _log_rejection(scope["path"], error)
+    await error_response(error, headers)(scope, receive, send)
+
+
+def _log_rejection(path: str, error: ServiceError) -> None:
+    logger.info(
+        "request_rejected", extra={"path": path, "status": error.status_code, "code": error.code}
+    )
 
 
 def _invalid_request(exc: RequestValidationError) -> InvalidRequest:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import BodyTooLarge, error_response
-
-logger = logging.getLogger(__name__)
+from service.errors import BodyTooLarge, refuse
 
 
 class BodySizeLimit:
@@ -28,7 +24,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._refuse(scope, receive, send)
+            await refuse(BodyTooLarge(self.max_body_bytes), scope, receive, send)
             return
         chunks = []
         size = 0
@@ -40,7 +36,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._refuse(scope, receive, send)
+                await refuse(BodyTooLarge(self.max_body_bytes), scope, receive, send)
                 return
             chunks.append(chunk)
             more_body = message.get("more_body", False)
@@ -55,11 +51,3 @@ class BodySizeLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = BodyTooLarge(self.max_body_bytes)
-        logger.info(
-            "request_rejected",
-            extra={"path": scope["path"], "status": error.status_code, "code": error.code},
-        )
-        await error_response(error)(scope, receive, send)

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from service.artifact import LoadedModel
 from service.batching import BatchingRunner
-from service.errors import DetailUnavailable, EmptyText, TextTooLong, TooManyTexts
+from service.errors import DetailUnavailable, EmptyText, Overloaded, TextTooLong, TooManyTexts
 from service.heads import run_with_heads
 from service.inference import InferenceOutput, InferenceRunner, OnnxModelRunner
 from service.schemas import ModelInfo, PredictResponse
@@ -61,6 +61,12 @@ class Predictor:
             return self._finish(prepared, output, _ms_since(start))
         output, heads = await asyncio.to_thread(run_with_heads, self.model.session, prepared.batch)
         return self._finish(prepared, output, _ms_since(start), heads)
+
+    def overloaded(self) -> Overloaded | None:
+        """Overloaded while the batcher's queue has no room for a request of the most texts."""
+        if isinstance(self.runner, BatchingRunner):
+            return self.runner.refusal(self.max_texts)
+        return None
 
     async def close(self) -> None:
         """Stops the batcher, if there is one."""

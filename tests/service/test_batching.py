@@ -197,6 +197,40 @@ def test_a_full_queue_is_503_with_retry_after_and_the_error_body(
     assert after.status_code == 200
 
 
+def test_a_full_queue_refuses_before_the_body_is_read_on_every_inference_route(
+    shipped_repository: Path,
+) -> None:
+    # Room for one text: while the first waits out its delay, no request of up to 64 fits.
+    settings = cpu_settings(shipped_repository, batch_max_delay_ms=1000, batch_queue_texts=64)
+    with TestClient(create_app(settings)) as client:
+        name = client.get("/v1/models").json()["default_model"]
+        waiting = threading.Thread(target=lambda: client.post("/v1/predict", json={"text": "ok"}))
+        waiting.start()
+        time.sleep(0.3)
+        # Not JSON: a request whose body were parsed would be answered 422.
+        refused = {
+            path: client.post(
+                path, content=b"{not json", headers={"content-type": "application/json"}
+            )
+            for path in (
+                "/v1/predict",
+                f"/v1/models/{name}/predict",
+                f"/v2/models/{name}/infer",
+                f"/v2/models/{name}/versions/1/infer",
+            )
+        }
+        unknown = client.post("/v1/models/no-such-model/predict", json={"text": "ok"})
+        waiting.join()
+        after = client.post("/v1/predict", content=b"{not json")
+
+    for path, answer in refused.items():
+        assert (path, answer.status_code, answer.headers["retry-after"]) == (path, 503, "1")
+    assert refused["/v1/predict"].json()["error"]["code"] == "overloaded"
+    assert refused[f"/v2/models/{name}/infer"].json()["error"].startswith("The server is busy")
+    assert unknown.status_code == 404
+    assert after.status_code == 422
+
+
 def _assert_same_answer(got: dict[str, Any], want: dict[str, Any]) -> None:
     assert (got["model"], got["version"]) == (want["model"], want["version"])
     (g,), (w,) = got["predictions"], want["predictions"]

@@ -129,6 +129,8 @@ def test_an_unexpected_error_is_logged_with_the_requests_id(
         response = client.get("/explode", headers={"X-Request-ID": "boom-1"})
 
     assert response.status_code == 500
+    assert response.headers["x-request-id"] == "boom-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
     events = {line["event"]: line for line in service_log() if line.get("request_id")}
     assert events["request_finished"]["status"] == 500
     assert events["internal_error"]["request_id"] == "boom-1"

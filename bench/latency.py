@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from bench.common import machine
 from service.manifest import INPUT_NAMES, OUTPUT_NAMES
 from service.tokenization import TextEncoder
 
@@ -97,11 +98,13 @@ def main() -> None:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"load average (1, 5, 15 min) at the end: {load}")
     command = " ".join(["python -m bench.latency", *sys.argv[1:]])
+    cpu = machine()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         f"# ONNX Runtime latency, {PIECES}-word-piece sentence\n\n"
         f"command: `{command}`  \n"
-        f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}, "
+        f"machine: {platform.machine()}, {cpu['cpu']} (SIMD: {cpu['simd']}), "
+        f"{os.cpu_count()} logical CPUs, {platform.platform()}, "
         f"onnxruntime {ort.__version__}, load average (1, 5, 15 min) at the end {load}  \n"
         f"date: {datetime.now(UTC).isoformat(timespec='seconds')}\n\n{table}\n",
         "utf-8",

@@ -29,7 +29,8 @@ def _load(name: str) -> dict[str, Any] | None:
 def _machine(results: dict[str, Any]) -> str:
     m = results["machine"]
     return (
-        f"`{results['command']}` on {m['cpu']}, {m['cores']} cores, {m['system']}, "
+        f"`{results['command']}` on {m['cpu']} (SIMD: {m.get('simd', 'not recorded')}), "
+        f"{m['cores']} cores, {m['system']}, "
         f"Python {m['python']}, {m['date']}, load average {m['load_average']} at the start"
     )
 
@@ -40,7 +41,7 @@ def _ratio(value: float, reference: float) -> str:
 
 def http_section(http: dict[str, Any]) -> list[str]:
     lines = [
-        "### Over HTTP (127.0.0.1, wrk)",
+        f"### Over HTTP, {http['model']} (127.0.0.1, wrk)",
         "",
         _machine(http),
         "",
@@ -119,7 +120,8 @@ def startup_section(startup: dict[str, Any]) -> list[str]:
         _machine(startup),
         "",
         f"Median of {len(startup['runs'])} launches of `attnserve serve` (one worker, "
-        f"every model of the shipped repository): ready after **{m['ready_s']:.2f} s**, "
+        f"serving {startup.get('models', 'all shipped')} models): "
+        f"ready after **{m['ready_s']:.2f} s**, "
         "first successful prediction "
         f"after **{m['first_prediction_s']:.2f} s** (of which the server used "
         f"{m.get('cpu_s', float('nan')):.2f} s of CPU), resident memory after it "
@@ -174,8 +176,28 @@ def tune_section(tune: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def encoder_goal_rows(http: dict[str, Any]) -> list[str]:
+    """The pretrained encoder's goals at 32 connections: ≥ 2x plain's requests/s, p99 ≤ plain's."""
+    at32 = http["medians"][SCENARIO_32]
+    plain = at32["plain"]
+    rows = []
+    for name in (n for n in at32 if n.startswith("attnserve")):
+        times = at32[name]["requests_per_s"] / plain["requests_per_s"]
+        p99, plain_p99 = at32[name]["p99_ms"], plain["p99_ms"]
+        rows += [
+            f"| 32 connections, {http['model']}, {name}: ≥ 2x the plain server | {times:.2f}x "
+            f"| {'met' if times >= 2 else 'missed'} |",
+            f"| 32 connections, {http['model']}, {name}: p99 ≤ the plain server's "
+            f"| {p99:.1f} ms vs {plain_p99:.1f} ms | {'met' if p99 <= plain_p99 else 'missed'} |",
+        ]
+    return rows
+
+
 def goals_section(
-    http: dict[str, Any] | None, inprocess: dict[str, Any] | None, startup: dict[str, Any] | None
+    http: dict[str, Any] | None,
+    inprocess: dict[str, Any] | None,
+    startup: dict[str, Any] | None,
+    encoders: list[dict[str, Any]],
 ) -> list[str]:
     rows = []
     if http is not None:
@@ -205,6 +227,8 @@ def goals_section(
                 f"| 64-text requests, {name}: ≥ 20,000 sentences/s | {rate:.0f} "
                 f"| {'met' if rate >= 20000 else 'missed'} |"
             )
+    for encoder in encoders:
+        rows += encoder_goal_rows(encoder)
     if inprocess is not None:
         by_batch = inprocess["by_batch_ms"]
         ort, torch = by_batch["onnxruntime fp32"], by_batch["pytorch eager fp32"]
@@ -243,9 +267,12 @@ def goals_section(
 
 def render() -> str:
     http, inprocess, startup = (_load(name) for name in ("http", "inprocess", "startup"))
-    lines = [START, "", *goals_section(http, inprocess, startup)]
-    if http is not None:
-        lines += http_section(http)
+    # http-NAME.json: the same scenarios with another shipped model (the pretrained encoder)
+    encoders = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("http-*.json"))]
+    lines = [START, "", *goals_section(http, inprocess, startup, encoders)]
+    for results in [http, *encoders]:
+        if results is not None:
+            lines += http_section(results)
     if inprocess is not None:
         lines += inprocess_section(inprocess)
     if startup is not None:

@@ -40,7 +40,8 @@ def create_app() -> FastAPI:
     @app.post("/v1/predict")
     def predict(body: Body) -> dict[str, Any]:
         texts = [body.text] if body.text is not None else body.texts or []
-        encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+        # [CLS]/[SEP] for a word-piece model; a word-level tokenizer adds none.
+        encodings = tokenizer.encode_batch(texts)
         length = max(min(len(e.ids), max_tokens) for e in encodings)
         ids = np.zeros((len(texts), length), dtype=np.int64)
         mask = np.zeros((len(texts), length), dtype=np.int64)

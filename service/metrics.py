@@ -150,16 +150,16 @@ class Metrics:
 
     def observe_prediction(self, result: PredictResult) -> None:
         """Records one answered prediction request: its stages, texts and tokens."""
-        model = result.response.model
+        model = result.model
         for stage, milliseconds in result.timings.items():
             self.stage_seconds.labels(model, stage).observe(milliseconds / 1000.0)
-        predictions = result.response.predictions
+        predictions = result.predictions
         self.request_texts.labels(model).observe(len(predictions))
         self.texts.labels(model).inc(len(predictions))
         for prediction in predictions:
-            self.text_tokens.labels(model).observe(len(prediction.tokens))
-            self.tokens.labels(model).inc(len(prediction.tokens))
-            if prediction.truncated:
+            self.text_tokens.labels(model).observe(len(prediction["tokens"]))
+            self.tokens.labels(model).inc(len(prediction["tokens"]))
+            if prediction["truncated"]:
                 self.truncated.labels(model).inc()
 
     def observe_batch(self, model: str, size: int) -> None:
@@ -183,7 +183,7 @@ def record_prediction(request: Request, result: PredictResult) -> None:
     """Counts an answered prediction in the app's metrics, and its model in the request's labels."""
     metrics: Metrics = request.app.state.metrics
     metrics.observe_prediction(result)
-    setattr(request.state, MODEL_STATE, result.response.model)
+    setattr(request.state, MODEL_STATE, result.model)
 
 
 class MeasuredRunner:

@@ -21,6 +21,7 @@ from tokenizers.models import WordLevel
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
+_FIRST_MARK = "\u0300"  # no character below it is a combining mark
 
 
 @dataclass(frozen=True)
@@ -118,26 +119,31 @@ def _encoded(text: str, enc: Encoding) -> EncodedText:
     """Numbers a text's words densely and spans each over its pieces and trailing marks."""
     if all(enc.special_tokens_mask):
         return EncodedText(ids=[], offsets=[], word_ids=[], words=[], truncated=False)
+    offsets = enc.offsets
     word_ids: list[int | None] = []
-    words: list[tuple[int, int]] = []
+    starts: list[int] = []
+    ends: list[int] = []
     index_of: dict[int, int] = {}
     for (start, end), word, special in zip(
-        enc.offsets, enc.word_ids, enc.special_tokens_mask, strict=True
+        offsets, enc.word_ids, enc.special_tokens_mask, strict=True
     ):
         if special or word is None:
             word_ids.append(None)
             continue
-        if word not in index_of:
-            index_of[word] = len(words)
-            words.append((start, end))
-        index = index_of[word]
-        words[index] = (min(words[index][0], start), max(words[index][1], end))
+        index = index_of.get(word)
+        if index is None:
+            index = index_of[word] = len(starts)
+            starts.append(start)
+            ends.append(end)
+        else:
+            starts[index] = min(starts[index], start)
+            ends[index] = max(ends[index], end)
         word_ids.append(index)
     return EncodedText(
-        ids=list(enc.ids),
-        offsets=list(enc.offsets),
+        ids=enc.ids,
+        offsets=offsets,
         word_ids=word_ids,
-        words=[(start, _past_marks(text, end)) for start, end in words],
+        words=[(start, _past_marks(text, end)) for start, end in zip(starts, ends, strict=True)],
         truncated=bool(enc.overflowing),
     )
 
@@ -146,11 +152,12 @@ def word_attention(
     item: EncodedText, attention: npt.NDArray[np.float32]
 ) -> npt.NDArray[np.float32]:
     """Each word's weight: the sum over its positions in `attention` (one row, (T,))."""
+    if len(item.words) == len(item.ids):  # a word per position: the weights are the words'
+        return attention[: len(item.ids)]
     positions = [position for position, word in enumerate(item.word_ids) if word is not None]
     words = [word for word in item.word_ids if word is not None]
-    summed = np.zeros(len(item.words), dtype=np.float32)
-    np.add.at(summed, words, attention[positions])
-    return summed
+    summed = np.bincount(words, weights=attention[positions], minlength=len(item.words))
+    return summed.astype(np.float32)
 
 
 def piece_spans(text: str, item: EncodedText) -> list[tuple[int, int]]:
@@ -171,6 +178,10 @@ def piece_attention(
 
 def _past_marks(text: str, end: int) -> int:
     """`end` moved past combining marks that a normaliser stripped (e + U+0301 -> e)."""
-    while end < len(text) and unicodedata.category(text[end]).startswith("M"):
+    while (
+        end < len(text)
+        and text[end] >= _FIRST_MARK
+        and unicodedata.category(text[end]).startswith("M")
+    ):
         end += 1
     return end

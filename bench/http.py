@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from bench.common import (
+    ATTNSERVE,
     DEFAULT_MODEL_DIR,
     DEFAULT_RUN_DIR,
     REPO_ROOT,
@@ -42,7 +43,6 @@ from bench.common import (
 )
 
 LUA = REPO_ROOT / "bench" / "wrk" / "post.lua"
-ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""In-process: ONNX Runtime (as the service opens it) against PyTorch eager, same model, same input.
+"""In-process: ONNX Runtime against PyTorch eager, same model, same input.
 
     .venv/bin/python -m bench.inprocess [--reps 30]
 
@@ -7,8 +7,11 @@ padded to their longest), then latency against
 text length (8 to 512 tokens, batch 1) and against batch size (1 to 256). Every figure is the
 median of `reps` timed calls after a warm-up. Prints them, writes bench/results/inprocess.json
 and the plots bench/results/latency_by_length.png and latency_by_batch.png. Needs the train
-extra (PyTorch) and the trained run (trained if absent). int8 rows appear where
-export/quantize.py exists: the model is quantised (dynamic int8) into a temporary file.
+extra (PyTorch) and the trained run (trained if absent). Beside the shipped graph it times the
+graph `attnserve export --optimize extended` would save (ONNX Runtime's offline optimisation)
+and the model quantised to dynamic int8 (`attnserve export --int8`), both made into
+temporary files, and how long each takes to open as a session. Every graph is opened with the
+service's session options.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
 
 from bench.common import DEFAULT_MODEL_DIR, DEFAULT_RUN_DIR, RESULTS, ensure_run, machine, sentences
 from service.artifact import load_artifact
@@ -61,29 +65,41 @@ def time_each(runners: dict[str, Run], ids: Ids, mask: Ids, reps: int) -> dict[s
 THREADS = 1
 
 
-def onnx_runner(model_dir: Path) -> Run:
-    config = SessionConfig(providers=(CPU,), exact=True, intra_op_threads=THREADS)
-    model = load_artifact(model_dir, config)
-    runner = OnnxModelRunner(model.session)
+SESSION_CONFIG = SessionConfig(providers=(CPU,), exact=True, intra_op_threads=THREADS)
+
+
+def open_session(model_path: Path) -> ort.InferenceSession:
+    """A session on `model_path` with the options the service gives its sessions."""
+    return ort.InferenceSession(str(model_path), SESSION_CONFIG.session_options(), providers=[CPU])
+
+
+def session_runner(model_path: Path) -> Run:
+    session = open_session(model_path)
+    runner = OnnxModelRunner(session)
     return lambda ids, mask: runner.run_sync(PaddedBatch(input_ids=ids, attention_mask=mask))
 
 
-def int8_runner(model_dir: Path) -> Run | None:
-    """The model quantised by export/quantize.py (dynamic int8), where that module exists."""
-    try:
-        from export.quantize import quantize_int8  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        print("export/quantize.py is absent: no int8 figures")
-        return None
-    import onnxruntime as ort
+def int8_graph(model_dir: Path) -> Path:
+    """The graph `attnserve export --int8` would ship for the model (dynamic int8)."""
+    from export.quantize import quantize_int8
 
     int8_path = Path(tempfile.mkdtemp(prefix="bench-int8-")) / "model.onnx"
     quantize_int8(model_dir / "model.onnx", int8_path)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    session = ort.InferenceSession(str(int8_path), options, providers=[CPU])
-    runner = OnnxModelRunner(session)
-    return lambda ids, mask: runner.run_sync(PaddedBatch(input_ids=ids, attention_mask=mask))
+    return int8_path
+
+
+def optimized_graph(model_dir: Path) -> Path:
+    """The graph `attnserve export --optimize extended` would ship for the model."""
+    from export.optimize import optimize_graph
+
+    optimized_path = Path(tempfile.mkdtemp(prefix="bench-optimized-")) / "model.onnx"
+    optimize_graph(model_dir / "model.onnx", optimized_path, "extended")
+    return optimized_path
+
+
+def session_open_ms(model_path: Path, reps: int) -> float:
+    """Median ms to open an ONNX Runtime session on `model_path` (what startup pays per model)."""
+    return median_ms(lambda: open_session(model_path), reps)
 
 
 def torch_runner(run_dir: Path) -> Run:
@@ -122,10 +138,15 @@ def main() -> None:
     args = parser.parse_args()
     started_on = machine()
     ensure_run(args.run_dir)
-    runners = {"onnxruntime fp32": onnx_runner(args.model_dir)}
-    int8 = int8_runner(args.model_dir)
-    if int8 is not None:
-        runners["onnxruntime int8"] = int8
+    graphs = {
+        "onnxruntime fp32": args.model_dir / "model.onnx",
+        "onnxruntime fp32 optimised offline": optimized_graph(args.model_dir),
+        "onnxruntime int8": int8_graph(args.model_dir),
+    }
+    open_ms = {name: session_open_ms(path, args.reps) for name, path in graphs.items()}
+    for name, ms in open_ms.items():
+        print(f"session open  {name:<36} {ms:8.3f} ms", flush=True)
+    runners = {name: session_runner(path) for name, path in graphs.items()}
     runners["pytorch eager fp32"] = torch_runner(args.run_dir)
     vocab = load_artifact(args.model_dir, SessionConfig((CPU,), exact=True)).encoder.vocab_size
 
@@ -135,7 +156,7 @@ def main() -> None:
         for name, ms in time_each(runners, ids, mask, args.reps).items():
             by_batch[name][size] = ms
             print(
-                f"batch {size:>3} ({ids.shape[1]:>3} tokens)  {name:<20} {ms:8.3f} ms  "
+                f"batch {size:>3} ({ids.shape[1]:>3} tokens)  {name:<36} {ms:8.3f} ms  "
                 f"{size / ms * 1000:9.0f} sentences/s",
                 flush=True,
             )
@@ -144,13 +165,13 @@ def main() -> None:
         ids, mask = synthetic(1, length, vocab)
         for name, ms in time_each(runners, ids, mask, args.reps).items():
             by_length[name][length] = ms
-            print(f"length {length:>3}, batch 1  {name:<20} {ms:8.3f} ms")
+            print(f"length {length:>3}, batch 1  {name:<36} {ms:8.3f} ms")
     sweep: dict[str, dict[int, float]] = {name: {} for name in runners}
     for size in BATCH_SWEEP:
         ids, mask = synthetic(size, 24, vocab)
         for name, ms in time_each(runners, ids, mask, args.reps).items():
             sweep[name][size] = ms
-            print(f"batch {size:>3}, 24 tokens  {name:<20} {ms:8.3f} ms")
+            print(f"batch {size:>3}, 24 tokens  {name:<36} {ms:8.3f} ms")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "inprocess.json").write_text(
         json.dumps(
@@ -158,6 +179,7 @@ def main() -> None:
                 "command": " ".join(["python -m bench.inprocess", *sys.argv[1:]]),
                 "machine": started_on,
                 "reps": args.reps,
+                "session_open_ms": open_ms,
                 "by_batch_ms": by_batch,
                 "by_length_ms": by_length,
                 "batch_sweep_24_tokens_ms": sweep,

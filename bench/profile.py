@@ -19,8 +19,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine
-from bench.http import ATTNSERVE, LUA, running, write_bodies
+from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, machine
+from bench.http import LUA, running, write_bodies
 
 # Innermost match wins: a frame in service/batching.py under fastapi's routing is batching.
 LAYERS = [

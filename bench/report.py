@@ -87,6 +87,14 @@ def inprocess_section(inprocess: dict[str, Any]) -> list[str]:
         ]
         speedup = by_batch[torch_name][size] / by_batch["onnxruntime fp32"][size]
         lines.append(f"| {size} | " + " | ".join(cells) + f" | {speedup:.2f}x |")
+    open_ms = inprocess.get("session_open_ms", {})
+    if open_ms:
+        lines += [
+            "",
+            f"Opening a session on each graph (median of {inprocess['reps']}): "
+            + ", ".join(f"{name} {ms:.1f} ms" for name, ms in open_ms.items())
+            + ".",
+        ]
     lines += [
         "",
         "Latency against text length (batch 1) and against batch size (24 tokens):",

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,8 +18,7 @@ from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
+from bench.common import ATTNSERVE, REPO_ROOT
 
 
 def free_port() -> int:

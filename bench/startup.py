@@ -23,9 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine
-
-ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
+from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, machine
 
 
 def _free_port() -> int:

@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine
-from bench.http import ATTNSERVE, SCENARIOS, running, write_bodies, wrk
+from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, machine
+from bench.http import SCENARIOS, running, write_bodies, wrk
 
 _SPIN = {"ATTNSERVE_INTRA_OP_SPINNING": "true"}
 VARIANTS: dict[str, dict[str, str]] = {

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.common import ATTNSERVE
 from tests.conftest import attnserve_serve
 
 ROOT = Path(__file__).resolve().parent.parent
-ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
 DATA = [
     ROOT / "data/sentiment-labelled-sentences/amazon_cells_labelled.txt",
     ROOT / "data/sentiment-labelled-sentences/yelp_labelled.txt",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.common import ATTNSERVE
 from tests.conftest import attnserve_serve
 
 ROOT = Path(__file__).resolve().parent.parent
-ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
 NAME = "minilm-tiny"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 

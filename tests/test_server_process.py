@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.server_process import ATTNSERVE, REPO_ROOT, ServerProcess, free_port, serve
+from bench.common import ATTNSERVE, REPO_ROOT
+from bench.server_process import ServerProcess, free_port, serve
 
 BODY = json.dumps({"texts": ["The battery life is great but the screen is awful"] * 8}).encode()
 

@@ -6,15 +6,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
+from bench.common import ATTNSERVE
 from tests.conftest import REPO_ROOT
-
-ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
 
 
 def _free_port() -> int:

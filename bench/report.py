@@ -168,7 +168,8 @@ def tune_section(tune: dict[str, Any]) -> list[str]:
         f"Medians of {tune.get('rounds', 3)} interleaved rounds; each setting as stated:",
         "",
         *(
-            f"- {name}: `{' '.join(f'{k}={v}' for k, v in env.items())}`"
+            f"- {name}: "
+            + (f"`{' '.join(f'{k}={v}' for k, v in env.items())}`" if env else "as shipped")
             for name, env in tune["variants"].items()
         ),
         "",

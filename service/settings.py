@@ -80,8 +80,8 @@ class Settings(BaseSettings):
     batching: bool = True
     """Merge concurrent requests' texts into shared ONNX Runtime calls (service/batching.py)."""
 
-    batch_max_size: int = Field(default=16, ge=1)
-    """Most texts in one batched ONNX Runtime call (a larger request still runs, alone)."""
+    batch_max_size: int = Field(default=32, ge=1)
+    """Most texts in one batched ONNX Runtime call (a larger request is cut into several)."""
 
     batch_max_sizes: dict[str, int] = {"minilm-attention": 1}
     """Per-model `batch_max_size`, as a JSON object (`{"name": size}`). The pretrained encoder

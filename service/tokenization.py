@@ -120,14 +120,32 @@ def _encoded(text: str, enc: Encoding) -> EncodedText:
     if all(enc.special_tokens_mask):
         return EncodedText(ids=[], offsets=[], word_ids=[], words=[], truncated=False)
     offsets = enc.offsets
+    word_ids: list[int | None] = enc.word_ids
+    # a word per position and no special token: a word-level tokenizer's encodings
+    if word_ids[0] == 0 and word_ids == list(range(len(offsets))):
+        spans = offsets
+    else:
+        word_ids, spans = _words_of_pieces(offsets, word_ids, enc.special_tokens_mask)
+    return EncodedText(
+        ids=enc.ids,
+        offsets=offsets,
+        word_ids=word_ids,
+        words=[(start, _past_marks(text, end)) for start, end in spans],
+        truncated=bool(enc.overflowing),
+    )
+
+
+def _words_of_pieces(
+    offsets: list[tuple[int, int]], tokenizer_words: list[int | None], special: list[int]
+) -> tuple[list[int | None], list[tuple[int, int]]]:
+    """Each position's word, numbered densely (None for a special token), and each word's span
+    over its pieces."""
     word_ids: list[int | None] = []
     starts: list[int] = []
     ends: list[int] = []
     index_of: dict[int, int] = {}
-    for (start, end), word, special in zip(
-        offsets, enc.word_ids, enc.special_tokens_mask, strict=True
-    ):
-        if special or word is None:
+    for (start, end), word, is_special in zip(offsets, tokenizer_words, special, strict=True):
+        if is_special or word is None:
             word_ids.append(None)
             continue
         index = index_of.get(word)
@@ -139,13 +157,7 @@ def _encoded(text: str, enc: Encoding) -> EncodedText:
             starts[index] = min(starts[index], start)
             ends[index] = max(ends[index], end)
         word_ids.append(index)
-    return EncodedText(
-        ids=enc.ids,
-        offsets=offsets,
-        word_ids=word_ids,
-        words=[(start, _past_marks(text, end)) for start, end in zip(starts, ends, strict=True)],
-        truncated=bool(enc.overflowing),
-    )
+    return word_ids, list(zip(starts, ends, strict=True))
 
 
 def word_attention(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,18 @@ def test_before_the_models_are_loaded_the_app_is_alive_but_not_ready(
     assert client.get("/healthz").json() == {"status": "ok"}
     for response in (client.get("/readyz"), client.post("/v1/predict", json={"text": "ok"})):
         assert (response.status_code, response.json()) == (503, not_ready)
+
+
+def test_what_startup_loaded_is_kept_out_of_garbage_collection_while_serving(
+    shipped_repository: Path,
+) -> None:
+    with TestClient(create_app(cpu_settings(shipped_repository))) as client:
+        assert client.get("/readyz").status_code == 200
+        frozen_while_serving = gc.get_freeze_count()
+    frozen_after_shutdown = gc.get_freeze_count()
+
+    assert frozen_while_serving > 10_000
+    assert frozen_after_shutdown == 0
 
 
 def test_a_repository_whose_only_model_is_broken_stops_startup_with_its_reason(

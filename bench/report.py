@@ -159,6 +159,10 @@ def profile_section(profile: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _env(env: dict[str, str]) -> str:
+    return f"`{' '.join(f'{k}={v}' for k, v in env.items())}`"
+
+
 def tune_section(tune: dict[str, Any]) -> list[str]:
     lines = [
         "### Choosing the batching defaults",
@@ -168,8 +172,7 @@ def tune_section(tune: dict[str, Any]) -> list[str]:
         f"Medians of {tune.get('rounds', 3)} interleaved rounds; each setting as stated:",
         "",
         *(
-            f"- {name}: "
-            + (f"`{' '.join(f'{k}={v}' for k, v in env.items())}`" if env else "as shipped")
+            f"- {name}: " + (_env(env) if env else "the service's defaults when it ran")
             for name, env in tune["variants"].items()
         ),
         "",

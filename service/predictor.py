@@ -40,9 +40,13 @@ class PredictResult:
     typed form, validated on first use, for tools.
     """
 
-    model: str
     body: dict[str, Any]
     timings: dict[str, float]
+
+    @property
+    def model(self) -> str:
+        model: str = self.body["model"]
+        return model
 
     @cached_property
     def response(self) -> PredictResponse:
@@ -157,7 +161,7 @@ class Predictor:
             "inference": inference_ms,
             "postprocess": _ms_since(start),
         }
-        return PredictResult(self.manifest.name, body, timings)
+        return PredictResult(body, timings)
 
     def _prediction(
         self, text: str, item: EncodedText, output: InferenceOutput, row: int, pieces: bool

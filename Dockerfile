@@ -39,9 +39,12 @@ print("\n".join(re.sub(r"^onnxruntime(?=[<>=!~;\s]|$)", sys.argv[1], d) for d in
 # The package itself, without dependencies: they are all in place. (The README is optional:
 # the glob lets the build go on without it, pyproject.toml makes the COPY's sources non-empty.)
 COPY pyproject.toml README.md* ./
+COPY attnserve ./attnserve
+COPY artifact ./artifact
 COPY service ./service
 COPY models ./models
 COPY export ./export
+COPY cli ./cli
 # pip check only on the CPU build (the GPU build swaps the declared onnxruntime); then the
 # installer itself goes: the runtime image installs nothing (about 20 MB less).
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \

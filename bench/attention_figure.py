@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from service.registry import ModelRegistry
-from service.settings import Settings
+from attnserve.service.registry import ModelRegistry
+from attnserve.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCE = "The battery life is great but the screen is awful"

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.compare_attention [--seeds 13,14,15,16,17] [--out RESULTS.md]
 
-Needs the `train` and `bench` extras. For each architecture of models/registry.py and each
+Needs the `train` and `bench` extras. For each architecture of models/architectures.py and each
 seed it trains on the recorded split (split seed 13), scores the test split (accuracy,
 macro-F1), measures faithfulness (models/faithfulness.py), then exports the first seed's run
 to ONNX (with the parity check) and times ONNX Runtime at batch 1 and 64, all models
@@ -28,15 +28,15 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from attnserve.artifact.data import DataSplit, load_sources, split_examples
+from attnserve.artifact.manifest import MODEL_FILE, Manifest
+from attnserve.artifact.tokenizer import TextEncoder
+from attnserve.export.onnx_export import export_run
+from attnserve.models.architectures import ARCHITECTURES
+from attnserve.models.checkpoint import load_checkpoint
+from attnserve.models.faithfulness import measure_faithfulness
+from attnserve.models.training import SPLIT_FRACTIONS, TrainConfig, train
 from bench.references import macro_f1, tfidf_reference
-from export.onnx_export import export_run
-from models.checkpoint import load_checkpoint
-from models.data import DataSplit, load_sources, split_examples
-from models.faithfulness import measure_faithfulness
-from models.registry import ARCHITECTURES
-from models.training import SPLIT_FRACTIONS, TrainConfig, train
-from service.manifest import MODEL_FILE, Manifest
-from service.tokenization import TextEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 # relative, as `attnserve train` records them, so exported manifests hold in any checkout

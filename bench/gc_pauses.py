@@ -19,9 +19,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from attnserve.service.app import create_app
+from attnserve.service.settings import Settings
 from bench.load import request_body
-from service.app import create_app
-from service.settings import Settings
 
 
 def pauses_ms(requests: int, frozen: bool) -> dict[int, list[float]]:

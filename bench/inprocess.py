@@ -30,11 +30,11 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.service.inference import OnnxModelRunner
+from attnserve.service.loading import load_artifact
+from attnserve.service.providers import CPU, SessionConfig
 from bench.common import DEFAULT_MODEL_DIR, DEFAULT_RUN_DIR, RESULTS, ensure_run, machine, sentences
-from service.artifact import load_artifact
-from service.inference import OnnxModelRunner
-from service.providers import CPU, SessionConfig
-from service.tokenization import PaddedBatch
 
 BATCHES = (1, 8, 64, 256)
 LENGTHS = (8, 16, 32, 64, 128, 256, 512)
@@ -81,7 +81,7 @@ def session_runner(model_path: Path) -> Run:
 
 def int8_graph(model_dir: Path) -> Path:
     """The graph `attnserve export --int8` would ship for the model (dynamic int8)."""
-    from export.quantize import quantize_int8
+    from attnserve.export.quantize import quantize_int8
 
     int8_path = Path(tempfile.mkdtemp(prefix="bench-int8-")) / "model.onnx"
     quantize_int8(model_dir / "model.onnx", int8_path)
@@ -90,7 +90,7 @@ def int8_graph(model_dir: Path) -> Path:
 
 def optimized_graph(model_dir: Path) -> Path:
     """The graph `attnserve export --optimize extended` would ship for the model."""
-    from export.optimize import optimize_graph
+    from attnserve.export.optimize import optimize_graph
 
     optimized_path = Path(tempfile.mkdtemp(prefix="bench-optimized-")) / "model.onnx"
     optimize_graph(model_dir / "model.onnx", optimized_path, "extended")
@@ -105,7 +105,7 @@ def session_open_ms(model_path: Path, reps: int) -> float:
 def torch_runner(run_dir: Path) -> Run:
     import torch
 
-    from models.checkpoint import load_checkpoint
+    from attnserve.models.checkpoint import load_checkpoint
 
     torch.set_num_threads(THREADS)
     model = load_checkpoint(run_dir).model

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from attnserve.artifact.manifest import INPUT_NAMES, OUTPUT_NAMES
+from attnserve.artifact.tokenizer import TextEncoder
 from bench.common import machine
-from service.manifest import INPUT_NAMES, OUTPUT_NAMES
-from service.tokenization import TextEncoder
 
 SENTENCE = "The battery life is great but the screen is awful and too dim."
 PIECES = 16

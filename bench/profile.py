@@ -26,7 +26,7 @@ from bench.http import LUA, running, write_bodies
 LAYERS = [
     ("batching (service/batching.py)", "service/batching.py"),
     ("inference hand-off (service/inference.py, threads)", "service/inference.py"),
-    ("tokenisation (service/tokenization.py)", "service/tokenization.py"),
+    ("tokenisation (artifact/tokenizer.py)", "artifact/tokenizer.py"),
     ("predictor (service/predictor.py)", "service/predictor.py"),
     ("pydantic (request validation, response JSON)", "pydantic"),
     ("routes and error handling (service/)", "service/"),

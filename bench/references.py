@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from models.data import DataSplit, Example, load_sources, split_examples
-from models.training import SPLIT_FRACTIONS
+from attnserve.artifact.data import DataSplit, Example, load_sources, split_examples
+from attnserve.models.training import SPLIT_FRACTIONS
 
 REGULARISATION = (0.3, 1.0, 3.0, 10.0, 30.0)
 
@@ -49,7 +49,7 @@ def frozen_minilm_reference(split: DataSplit) -> dict[str, float]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    from models.minilm import pretrained_dir
+    from attnserve.models.minilm import pretrained_dir
 
     start = time.perf_counter()
     encoder = SentenceTransformer(str(pretrained_dir()), device="cpu")

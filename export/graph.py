@@ -8,10 +8,10 @@ from typing import Protocol, cast
 import torch
 from torch import nn
 
-from export.spec import output_specs
-from models.classifiers import SentimentClassifier
-from models.registry import ARCHITECTURES
-from service.manifest import TensorSpec
+from attnserve.artifact.manifest import TensorSpec
+from attnserve.export.spec import output_specs
+from attnserve.models.architectures import ARCHITECTURES
+from attnserve.models.classifiers import SentimentClassifier
 
 
 class _Detailed(Protocol):

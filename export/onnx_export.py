@@ -22,17 +22,14 @@ import onnxruntime
 import tokenizers
 import torch
 
-from export.graph import graph_module, graph_outputs
-from export.optimize import OptimizationLevel, describe, optimize_graph
-from export.parity import check_parity
-from export.quantize import compare_int8, quantize_int8
-from export.spec import BATCH, MAX_SEQUENCE, OPSET, SEQUENCE, dynamic_axes, input_specs
-from models.checkpoint import Checkpoint, load_checkpoint
-from models.config import ModelConfig
-from models.data import Example, first_per_source, load_sources, sha256_file, split_examples
-from models.faithfulness import measure_faithfulness
-from models.registry import ARCHITECTURES, Exporter
-from service.manifest import (
+from attnserve.artifact.data import (
+    Example,
+    first_per_source,
+    load_sources,
+    sha256_file,
+    split_examples,
+)
+from attnserve.artifact.manifest import (
     INPUT_NAMES,
     MODEL_FILE,
     TOKENIZER_FILE,
@@ -42,7 +39,16 @@ from service.manifest import (
     QuantizationRecord,
     TensorSpec,
 )
-from service.tokenization import TextEncoder
+from attnserve.artifact.tokenizer import TextEncoder
+from attnserve.export.graph import graph_module, graph_outputs
+from attnserve.export.optimize import OptimizationLevel, describe, optimize_graph
+from attnserve.export.parity import check_parity
+from attnserve.export.quantize import compare_int8, quantize_int8
+from attnserve.export.spec import BATCH, MAX_SEQUENCE, OPSET, SEQUENCE, dynamic_axes, input_specs
+from attnserve.models.architectures import ARCHITECTURES, Exporter
+from attnserve.models.checkpoint import Checkpoint, load_checkpoint
+from attnserve.models.config import ModelConfig
+from attnserve.models.faithfulness import measure_faithfulness
 
 EXAMPLE_LENGTHS = (5, 3)
 DYNAMO_OPSET = 18

@@ -14,8 +14,8 @@ import numpy.typing as npt
 import onnxruntime as ort
 import torch
 
-from service.manifest import INPUT_NAMES, OUTPUT_NAMES, ParityRecord
-from service.tokenization import EncodedText, PaddedBatch, TextEncoder
+from attnserve.artifact.manifest import INPUT_NAMES, OUTPUT_NAMES, ParityRecord
+from attnserve.artifact.tokenizer import EncodedText, PaddedBatch, TextEncoder
 
 # (batch size, share of the sentences sorted by length it draws from), so that batches
 # differ in length and in how much padding each row gets

@@ -19,8 +19,8 @@ import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from service.manifest import INPUT_NAMES, OUTPUT_NAMES, QuantizationRecord
-from service.tokenization import EncodedText, TextEncoder
+from attnserve.artifact.manifest import INPUT_NAMES, OUTPUT_NAMES, QuantizationRecord
+from attnserve.artifact.tokenizer import EncodedText, TextEncoder
 
 METHOD = (
     "ONNX Runtime dynamic quantisation of MatMul: int8 weights (QInt8, per channel), "

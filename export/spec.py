@@ -8,7 +8,7 @@ in the graph, under the same names the manifest carries; the other axes are fixe
 
 from __future__ import annotations
 
-from service.manifest import HEADS_OUTPUT, INPUT_NAMES, OUTPUT_NAMES, TensorSpec
+from attnserve.artifact.manifest import HEADS_OUTPUT, INPUT_NAMES, OUTPUT_NAMES, TensorSpec
 
 OPSET = 17  # the legacy exporter's; the dynamo exporter writes its own (>= 18)
 # the longest sequence torch.export may assume (a pretrained encoder's position embeddings)

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from models.classifiers import SentimentClassifier
-from models.config import ModelConfig
-from models.registry import build_model
-from service.manifest import TrainingRecord
+from attnserve.artifact.manifest import TrainingRecord
+from attnserve.models.architectures import build_model
+from attnserve.models.classifiers import SentimentClassifier
+from attnserve.models.config import ModelConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
 TOKENIZER_FILE = "tokenizer.json"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.attention import AdditiveAttention, TutorialAttention
-from models.config import ModelConfig
+from attnserve.models.attention import AdditiveAttention, TutorialAttention
+from attnserve.models.config import ModelConfig
 
 
 def real_lengths(attention_mask: torch.Tensor) -> torch.Tensor:

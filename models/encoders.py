@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.classifiers import real_lengths, reverse_within_length
+from attnserve.models.classifiers import real_lengths, reverse_within_length
 
 
 class BiLSTMEncoder(nn.Module):

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from models.classifiers import SentimentClassifier
-from service.manifest import FaithfulnessRecord
-from service.tokenization import EncodedText, TextEncoder
+from attnserve.artifact.manifest import FaithfulnessRecord
+from attnserve.artifact.tokenizer import EncodedText, TextEncoder
+from attnserve.models.classifiers import SentimentClassifier
 
 KS = (1, 2, 3, 4, 5)
 RANDOM_DRAWS = 3

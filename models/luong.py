@@ -12,10 +12,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from models.attention import masked_softmax, weighted_sum
-from models.classifiers import EmbeddingClassifier, real_lengths
-from models.config import ModelConfig
-from models.encoders import BiLSTMEncoder
+from attnserve.models.attention import masked_softmax, weighted_sum
+from attnserve.models.classifiers import EmbeddingClassifier, real_lengths
+from attnserve.models.config import ModelConfig
+from attnserve.models.encoders import BiLSTMEncoder
 
 Score = Literal["dot", "general", "concat"]
 LOCAL_HALF_WIDTH = 4  # D: the window is [p - D, p + D]

@@ -16,9 +16,9 @@ from typing import cast
 import torch
 from torch import nn
 
-from models.attention import AdditiveAttention
-from models.classifiers import SentimentClassifier
-from models.config import ModelConfig
+from attnserve.models.attention import AdditiveAttention
+from attnserve.models.classifiers import SentimentClassifier
+from attnserve.models.config import ModelConfig
 
 ENCODER_DIM = 384
 CLS_TOKEN = "[CLS]"

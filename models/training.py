@@ -2,7 +2,7 @@
 
     attnserve train --run-dir runs/bilstm-additive
 
-The data is split with `split_seed` (models/data.py); the tokenizer is trained on the
+The data is split with `split_seed` (artifact/data.py); the tokenizer is trained on the
 training split only; the model is trained with AdamW, dropout and early stopping on
 validation accuracy, and the best epoch's weights are kept. The run directory
 (models/checkpoint.py) is what `attnserve export` turns into a served model.
@@ -22,14 +22,20 @@ from tokenizers import Tokenizer
 from torch import nn
 from tqdm import tqdm
 
-from models.checkpoint import TOKENIZER_FILE, RunRecord, save_checkpoint
-from models.classifiers import SentimentClassifier
-from models.config import ModelConfig
-from models.data import Example, first_per_source, load_sources, sha256_file, split_examples
-from models.registry import ARCHITECTURES, build_model
-from models.tokenizer import train_tokenizer
-from service.manifest import DataFile, SplitRecord, TrainingRecord
-from service.tokenization import EncodedText, TextEncoder
+from attnserve.artifact.data import (
+    Example,
+    first_per_source,
+    load_sources,
+    sha256_file,
+    split_examples,
+)
+from attnserve.artifact.manifest import DataFile, SplitRecord, TrainingRecord
+from attnserve.artifact.tokenizer import EncodedText, TextEncoder
+from attnserve.models.architectures import ARCHITECTURES, build_model
+from attnserve.models.checkpoint import TOKENIZER_FILE, RunRecord, save_checkpoint
+from attnserve.models.classifiers import SentimentClassifier
+from attnserve.models.config import ModelConfig
+from attnserve.models.vocabulary import train_tokenizer
 
 LABELS = ["negative", "positive"]
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)

@@ -13,9 +13,9 @@ import math
 import torch
 from torch import nn
 
-from models.attention import masked_softmax, weighted_sum
-from models.classifiers import EmbeddingClassifier
-from models.config import ModelConfig
+from attnserve.models.attention import masked_softmax, weighted_sum
+from attnserve.models.classifiers import EmbeddingClassifier
+from attnserve.models.config import ModelConfig
 
 LAYERS = 2
 HEADS = 4

@@ -14,8 +14,8 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import Overloaded, refuse
-from service.registry import ModelRegistry
+from attnserve.service.errors import Overloaded, refuse
+from attnserve.service.registry import ModelRegistry
 
 # /v1/predict (the default model), /v1/models/{name}/predict, /v2/models/{name}[/versions/{v}]/infer
 _INFERENCE_PATH = re.compile(

@@ -1,6 +1,6 @@
 """The FastAPI application: `create_app(settings)` builds it; its lifespan loads the models.
 
-Run it with `attnserve serve`, or `uvicorn --factory service.app:create_app`.
+Run it with `attnserve serve`, or `uvicorn --factory attnserve.service.app:create_app`.
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.admission import AdmissionControl
-from service.auth import ApiKeyAuth, configured_digests
-from service.errors import StartupError, install_error_handlers
-from service.headers import SecurityHeaders
-from service.limits import BodySizeLimit
-from service.metrics import Metrics, MetricsMiddleware
-from service.oip.routes import router as oip_router
-from service.page import install_page
-from service.registry import ModelRegistry
-from service.request_id import RequestIdFilter, RequestIdMiddleware
-from service.routes import router
-from service.settings import Settings
-from service.timeout import RequestDeadline
+from attnserve.service.admission import AdmissionControl
+from attnserve.service.auth import ApiKeyAuth, configured_digests
+from attnserve.service.errors import StartupError, install_error_handlers
+from attnserve.service.headers import SecurityHeaders
+from attnserve.service.limits import BodySizeLimit
+from attnserve.service.metrics import Metrics, MetricsMiddleware
+from attnserve.service.oip.routes import router as oip_router
+from attnserve.service.page import install_page
+from attnserve.service.registry import ModelRegistry
+from attnserve.service.request_id import RequestIdFilter, RequestIdMiddleware
+from attnserve.service.routes import router
+from attnserve.service.settings import Settings
+from attnserve.service.timeout import RequestDeadline
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def configure_logging(level: str) -> None:
 
     Events logged while a request is answered carry its `request_id`.
     """
-    root = logging.getLogger("service")
+    root = logging.getLogger("attnserve")
     root.setLevel(level.upper())
     if not any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
         handler = logging.StreamHandler()

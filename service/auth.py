@@ -14,8 +14,14 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import InvalidApiKey, MissingApiKey, ServiceError, StartupError, refuse
-from service.settings import Settings
+from attnserve.service.errors import (
+    InvalidApiKey,
+    MissingApiKey,
+    ServiceError,
+    StartupError,
+    refuse,
+)
+from attnserve.service.settings import Settings
 
 # Liveness and readiness, ours and the Open Inference Protocol's: probes carry no key.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.errors import ModelNotReady, Overloaded
-from service.inference import InferenceOutput, InferenceRunner
-from service.tokenization import PaddedBatch
+from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.service.errors import ModelNotReady, Overloaded
+from attnserve.service.inference import InferenceOutput, InferenceRunner
 
 logger = logging.getLogger(__name__)
 

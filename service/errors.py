@@ -41,11 +41,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from service.headers import API_POLICY, SECURITY_HEADERS
-from service.oip.schemas import ProtocolErrorBody
-from service.request_id import HEADER as REQUEST_ID_HEADER
-from service.request_id import current_request_id
-from service.schemas import ErrorBody, ErrorInfo
+from attnserve.service.headers import API_POLICY, SECURITY_HEADERS
+from attnserve.service.oip.schemas import ProtocolErrorBody
+from attnserve.service.request_id import HEADER as REQUEST_ID_HEADER
+from attnserve.service.request_id import current_request_id
+from attnserve.service.schemas import ErrorBody, ErrorInfo
 
 logger = logging.getLogger(__name__)
 

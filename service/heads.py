@@ -10,9 +10,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from service.inference import InferenceOutput
-from service.manifest import HEADS_OUTPUT, OUTPUT_NAMES
-from service.tokenization import PaddedBatch
+from attnserve.artifact.manifest import HEADS_OUTPUT, OUTPUT_NAMES
+from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.service.inference import InferenceOutput
 
 
 def run_with_heads(

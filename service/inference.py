@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from service.manifest import OUTPUT_NAMES
-from service.tokenization import PaddedBatch
+from attnserve.artifact.manifest import OUTPUT_NAMES
+from attnserve.artifact.tokenizer import PaddedBatch
 
 
 @dataclass(frozen=True)

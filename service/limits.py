@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import BodyTooLarge, refuse
+from attnserve.service.errors import BodyTooLarge, refuse
 
 
 class BodySizeLimit:

@@ -24,11 +24,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.inference import InferenceOutput, InferenceRunner
-from service.predictor import PredictResult
-from service.registry import ModelRegistry
-from service.scope import route_template
-from service.tokenization import PaddedBatch
+from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.service.inference import InferenceOutput, InferenceRunner
+from attnserve.service.predictor import PredictResult
+from attnserve.service.registry import ModelRegistry
+from attnserve.service.scope import route_template
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

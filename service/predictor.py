@@ -12,21 +12,27 @@ import numpy as np
 import numpy.typing as npt
 from pydantic_core import to_json
 
-from service.artifact import LoadedModel
-from service.batching import BatchingRunner
-from service.errors import DetailUnavailable, EmptyText, Overloaded, TextTooLong, TooManyTexts
-from service.heads import run_with_heads
-from service.inference import InferenceOutput, InferenceRunner, OnnxModelRunner
-from service.manifest import HEADS_OUTPUT
-from service.schemas import ModelInfo, PredictResponse
-from service.settings import Settings
-from service.tokenization import (
+from attnserve.artifact.manifest import HEADS_OUTPUT
+from attnserve.artifact.tokenizer import (
     EncodedText,
     PaddedBatch,
     piece_attention,
     piece_spans,
     word_attention,
 )
+from attnserve.service.batching import BatchingRunner
+from attnserve.service.errors import (
+    DetailUnavailable,
+    EmptyText,
+    Overloaded,
+    TextTooLong,
+    TooManyTexts,
+)
+from attnserve.service.heads import run_with_heads
+from attnserve.service.inference import InferenceOutput, InferenceRunner, OnnxModelRunner
+from attnserve.service.loading import LoadedModel
+from attnserve.service.schemas import ModelInfo, PredictResponse
+from attnserve.service.settings import Settings
 
 PIECES_DETAIL = "pieces"
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import onnxruntime as ort
 
-from service.errors import ProviderUnavailable
-from service.settings import ProviderChoice, Settings
+from attnserve.service.errors import ProviderUnavailable
+from attnserve.service.settings import ProviderChoice, Settings
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"

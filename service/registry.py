@@ -10,12 +10,12 @@ import logging
 import time
 from pathlib import Path
 
-from service.artifact import LoadedModel, load_artifact
-from service.errors import ArtifactError, ModelNotFound, ModelUnavailable, RepositoryError
-from service.predictor import Predictor
-from service.providers import SessionConfig
-from service.schemas import ModelList, UnavailableModel
-from service.settings import Settings
+from attnserve.service.errors import ArtifactError, ModelNotFound, ModelUnavailable, RepositoryError
+from attnserve.service.loading import LoadedModel, load_artifact
+from attnserve.service.predictor import Predictor
+from attnserve.service.providers import SessionConfig
+from attnserve.service.schemas import ModelList, UnavailableModel
+from attnserve.service.settings import Settings
 
 logger = logging.getLogger(__name__)
 

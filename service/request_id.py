@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.scope import header, route_template
+from attnserve.service.scope import header, route_template
 
 HEADER = "X-Request-ID"
 # A client's id is kept when it is short and plain; anything else (it is logged) is replaced.

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from service.errors import ModelNotReady
-from service.metrics import CONTENT_TYPE, Metrics, record_prediction
-from service.predictor import PredictResult
-from service.registry import ModelRegistry
-from service.schemas import (
+from attnserve.service.errors import ModelNotReady
+from attnserve.service.metrics import CONTENT_TYPE, Metrics, record_prediction
+from attnserve.service.predictor import PredictResult
+from attnserve.service.registry import ModelRegistry
+from attnserve.service.schemas import (
     ErrorBody,
     Health,
     ModelInfo,

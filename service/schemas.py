@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.manifest import FaithfulnessRecord, ParityRecord, TensorSpec
+from attnserve.artifact.manifest import FaithfulnessRecord, ParityRecord, TensorSpec
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

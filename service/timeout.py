@@ -10,7 +10,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import RequestTimeout, error_response
+from attnserve.service.errors import RequestTimeout, error_response
 
 logger = logging.getLogger(__name__)
 

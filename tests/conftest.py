@@ -18,12 +18,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.artifact import LoadedModel, load_artifact
-from service.manifest import MANIFEST_FILE
-from service.providers import CPU, SessionConfig
-from service.registry import DEFAULT_MODEL_FILE, find_models
-from service.settings import Settings
+from attnserve.artifact.manifest import MANIFEST_FILE
+from attnserve.service.app import create_app
+from attnserve.service.loading import LoadedModel, load_artifact
+from attnserve.service.providers import CPU, SessionConfig
+from attnserve.service.registry import DEFAULT_MODEL_FILE, find_models
+from attnserve.service.settings import Settings
 from tests.live_server import serve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

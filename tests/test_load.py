@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from attnserve.service.settings import Settings
 from bench import overload, soak
 from bench.load import percentile
-from service.settings import Settings
 
 QUEUE_TEXTS = 256  # four 64-text requests wait at most
 

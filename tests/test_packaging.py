@@ -61,7 +61,12 @@ def test_the_wheel_carries_the_pages_files(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     [wheel] = tmp_path.glob("attnserve-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        packaged = {name for name in archive.namelist() if name.startswith("service/static/")}
-    static = {f"service/static/{p.name}" for p in (ROOT / "service" / "static").iterdir()}
+        names = archive.namelist()
+    packaged = {name for name in names if name.startswith("attnserve/service/static/")}
+    static = {f"attnserve/service/static/{p.name}" for p in (ROOT / "service" / "static").iterdir()}
     assert packaged == static
-    assert {"service/static/index.html", "service/static/page.js"} <= packaged
+    assert {"attnserve/service/static/index.html", "attnserve/service/static/page.js"} <= packaged
+    # one import namespace: no top-level service/models/export to clash with an application's
+    assert {name.split("/")[0] for name in names if not name.startswith("attnserve-")} == {
+        "attnserve"
+    }

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from models.registry import ARCHITECTURES
-from service.manifest import Manifest
-from service.registry import find_models
+from attnserve.artifact.manifest import Manifest
+from attnserve.models.architectures import ARCHITECTURES
+from attnserve.service.registry import find_models
 
 SHIPPED = Path(__file__).resolve().parent.parent / "model_repository"
 TEXTS = ["The battery life is great but the screen is awful", "Loved it!", "worst."]

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from tokenizers import Tokenizer
 
-from models.checkpoint import load_checkpoint
+from attnserve.models.checkpoint import load_checkpoint
 
 
 class Body(BaseModel):

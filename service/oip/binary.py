@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.errors import InvalidInferenceRequest
+from attnserve.service.errors import InvalidInferenceRequest
 
 HEADER = "Inference-Header-Content-Length"
 BINARY_MEDIA_TYPE = "application/octet-stream"

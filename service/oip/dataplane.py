@@ -11,9 +11,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from pydantic import ValidationError
 
-from service.errors import InvalidInferenceRequest, ModelVersionNotFound
-from service.oip import binary, signature
-from service.oip.schemas import (
+from attnserve.service.errors import InvalidInferenceRequest, ModelVersionNotFound
+from attnserve.service.oip import binary, signature
+from attnserve.service.oip.schemas import (
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
@@ -22,9 +22,9 @@ from service.oip.schemas import (
     ResponseOutput,
     ServerMetadata,
 )
-from service.oip.tensors import deserialize_bytes, flatten_json
-from service.predictor import Predictor, PredictResult
-from service.registry import ModelRegistry
+from attnserve.service.oip.tensors import deserialize_bytes, flatten_json
+from attnserve.service.predictor import Predictor, PredictResult
+from attnserve.service.registry import ModelRegistry
 
 EXTENSIONS = ["binary_tensor_data"]
 # Parameters of other servers' extensions that attnserve cannot honour: refused, not ignored.

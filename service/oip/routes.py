@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from service.errors import InvalidInferenceRequest, ModelNotReady
-from service.metrics import record_prediction
-from service.oip import binary, dataplane
-from service.oip.schemas import (
+from attnserve.service.errors import InvalidInferenceRequest, ModelNotReady
+from attnserve.service.metrics import record_prediction
+from attnserve.service.oip import binary, dataplane
+from attnserve.service.oip.schemas import (
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
@@ -19,8 +19,8 @@ from service.oip.schemas import (
     ServerMetadata,
     ServerReady,
 )
-from service.registry import ModelRegistry
-from service.routes import Registry
+from attnserve.service.registry import ModelRegistry
+from attnserve.service.routes import Registry
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

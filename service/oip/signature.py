@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.oip.schemas import MetadataTensor
-from service.oip.tensors import Tensor
-from service.schemas import PredictResponse
+from attnserve.service.oip.schemas import MetadataTensor
+from attnserve.service.oip.tensors import Tensor
+from attnserve.service.schemas import PredictResponse
 
 INPUT_NAME = "text"
 PLATFORM = "onnxruntime_onnx"

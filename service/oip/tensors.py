@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.errors import InvalidInferenceRequest
+from attnserve.service.errors import InvalidInferenceRequest
 
 # The datatypes attnserve answers with, and their little-endian numpy types.
 NUMPY_TYPES: dict[str, str] = {"BOOL": "|b1", "INT64": "<i8", "FP32": "<f4"}

@@ -15,6 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
+
+from attnserve.service.app import create_app
+from attnserve.service.registry import ModelRegistry
 from attnserve_client import (
     APIError,
     AsyncClient,
@@ -24,10 +28,6 @@ from attnserve_client import (
     Timeout,
     TransportError,
 )
-from starlette.types import Receive, Scope, Send
-
-from service.app import create_app
-from service.registry import ModelRegistry
 from tests.conftest import REPO_ROOT, cpu_settings
 from tests.live_server import serve
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+
 from attnserve_client import RetryPolicy
 from attnserve_client.retry import parse_retry_after
 

@@ -12,16 +12,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.onnx_export import export_run
-from export.optimize import describe
-from export.parity import ParityError, check_parity, parity_batches
-from models.checkpoint import Checkpoint, RunRecord, load_checkpoint, save_checkpoint
-from models.config import ModelConfig
-from models.data import DataSplit, load_sources, split_examples
-from models.registry import ARCHITECTURES, build_model
-from models.tokenizer import train_tokenizer
-from service.artifact import load_artifact
-from service.manifest import (
+from attnserve.artifact.data import DataSplit, load_sources, split_examples
+from attnserve.artifact.manifest import (
     INPUT_NAMES,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -32,8 +24,16 @@ from service.manifest import (
     SplitRecord,
     TrainingRecord,
 )
-from service.providers import CPU, SessionConfig
-from service.tokenization import TextEncoder
+from attnserve.artifact.tokenizer import TextEncoder
+from attnserve.export.onnx_export import export_run
+from attnserve.export.optimize import describe
+from attnserve.export.parity import ParityError, check_parity, parity_batches
+from attnserve.models.architectures import ARCHITECTURES, build_model
+from attnserve.models.checkpoint import Checkpoint, RunRecord, load_checkpoint, save_checkpoint
+from attnserve.models.config import ModelConfig
+from attnserve.models.vocabulary import train_tokenizer
+from attnserve.service.loading import load_artifact
+from attnserve.service.providers import CPU, SessionConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = [

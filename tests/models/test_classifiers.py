@@ -6,11 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from models.classifiers import EmbeddingClassifier, SentimentClassifier, reverse_within_length
-from models.config import ModelConfig
-from models.luong import LuongClassifier, LuongLocalAttention
-from models.registry import ARCHITECTURES, build_model
-from models.transformer import TransformerClassifier
+from attnserve.models.architectures import ARCHITECTURES, build_model
+from attnserve.models.classifiers import (
+    EmbeddingClassifier,
+    SentimentClassifier,
+    reverse_within_length,
+)
+from attnserve.models.config import ModelConfig
+from attnserve.models.luong import LuongClassifier, LuongLocalAttention
+from attnserve.models.transformer import TransformerClassifier
 
 PAD = 0
 VOCAB = 40

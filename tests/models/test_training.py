@@ -8,23 +8,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import (
+from attnserve.artifact.data import Example, load_sources, sha256_file, split_examples
+from attnserve.artifact.tokenizer import TextEncoder
+from attnserve.models.checkpoint import (
     CHECKPOINT_FILE,
     RECORD_FILE,
     TOKENIZER_FILE,
     RunRecord,
     load_checkpoint,
 )
-from models.classifiers import SentimentClassifier
-from models.data import Example, load_sources, sha256_file, split_examples
-from models.training import (
+from attnserve.models.classifiers import SentimentClassifier
+from attnserve.models.training import (
     SPLIT_FRACTIONS,
     TrainConfig,
     accuracy,
     encode_examples,
     train,
 )
-from service.tokenization import TextEncoder
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "sentiment-labelled-sentences"
 DATA = [DATA_DIR / "amazon_cells_labelled.txt", DATA_DIR / "yelp_labelled.txt"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import JsonLineFormatter, create_app
-from service.auth import OPEN_PATHS
-from service.errors import StartupError
-from service.headers import SECURITY_HEADERS
+from attnserve.service.app import JsonLineFormatter, create_app
+from attnserve.service.auth import OPEN_PATHS
+from attnserve.service.errors import StartupError
+from attnserve.service.headers import SECURITY_HEADERS
 from tests.conftest import cpu_settings
 
 KEYS = ("first-key-8b1f", "second-key-c0a2")
@@ -50,9 +50,9 @@ class _Lines(logging.Handler):
 @pytest.fixture
 def log_lines() -> Iterator[list[str]]:
     handler = _Lines()
-    logging.getLogger("service").addHandler(handler)
+    logging.getLogger("attnserve").addHandler(handler)
     yield handler.lines
-    logging.getLogger("service").removeHandler(handler)
+    logging.getLogger("attnserve").removeHandler(handler)
 
 
 def test_with_keys_only_health_answers_without_a_valid_key(

@@ -11,15 +11,15 @@ import onnxruntime as ort
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.errors import ProviderUnavailable, RepositoryError
-from service.providers import CUDA
+from attnserve.service.app import create_app
+from attnserve.service.errors import ProviderUnavailable, RepositoryError
+from attnserve.service.providers import CUDA
 from tests.conftest import REPO_ROOT, cpu_settings
 
 
 def test_importing_the_service_does_not_import_torch_or_transformers() -> None:
     code = (
-        "import sys, service.app, service.cli, service.evaluation; "
+        "import sys, attnserve.service.app, attnserve.cli.main, attnserve.cli.evaluation; "
         "heavy = [m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'transformers', 'sentence_transformers')]; "
         "assert not heavy, sorted(heavy)"

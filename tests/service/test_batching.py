@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.artifact import LoadedModel
-from service.batching import BatchingRunner
-from service.errors import Overloaded
-from service.inference import InferenceOutput, OnnxModelRunner
-from service.tokenization import PaddedBatch
+from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.service.app import create_app
+from attnserve.service.batching import BatchingRunner
+from attnserve.service.errors import Overloaded
+from attnserve.service.inference import InferenceOutput, OnnxModelRunner
+from attnserve.service.loading import LoadedModel
 from tests.conftest import cpu_settings
 
 TEXTS = [

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from attnserve.service.app import create_app
 from tests.conftest import cpu_settings
 
 
@@ -71,7 +71,7 @@ class _Events(logging.Handler):
 @pytest.fixture
 def events() -> Iterator[list[logging.LogRecord]]:
     handler = _Events()
-    logger = logging.getLogger("service.registry")
+    logger = logging.getLogger("attnserve.service.registry")
     logger.addHandler(handler)
     yield handler.records
     logger.removeHandler(handler)

@@ -16,7 +16,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from service.app import create_app
+from attnserve.service.app import create_app
 from tests.conftest import REPO_ROOT, cpu_settings
 
 MIN_CASES = 1000

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.artifact import LoadedModel
-from service.inference import OnnxModelRunner
-from service.tokenization import PaddedBatch
+from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.service.inference import OnnxModelRunner
+from attnserve.service.loading import LoadedModel
 
 TEXTS = ["fine", "The screen is bright and the battery lasts all day", "Never again!"]
 

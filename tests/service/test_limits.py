@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from attnserve.service.app import create_app
 from tests.conftest import cpu_settings
 
 LIMIT = 256

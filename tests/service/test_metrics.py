@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import create_app
-from service.registry import find_models
+from attnserve.service.app import create_app
+from attnserve.service.registry import find_models
 from tests.conftest import REPO_ROOT, attnserve_serve, cpu_settings
 
 SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from service.artifact import LoadedModel, load_artifact
-from service.errors import EmptyText, TextTooLong, TooManyTexts
-from service.inference import InferenceOutput, OnnxModelRunner
-from service.predictor import Predictor
-from service.providers import CPU, SessionConfig
-from service.settings import Settings
-from service.tokenization import PaddedBatch
+from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.service.errors import EmptyText, TextTooLong, TooManyTexts
+from attnserve.service.inference import InferenceOutput, OnnxModelRunner
+from attnserve.service.loading import LoadedModel, load_artifact
+from attnserve.service.predictor import Predictor
+from attnserve.service.providers import CPU, SessionConfig
+from attnserve.service.settings import Settings
 from tests.conftest import cpu_settings
 
 TEXTS = ["Great value, works perfectly.", "Stopped charging after a week", "meh"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import onnxruntime as ort
 import pytest
 
-from service.errors import ProviderUnavailable
-from service.providers import CPU, CUDA, TENSORRT, SessionConfig, resolve_providers
+from attnserve.service.errors import ProviderUnavailable
+from attnserve.service.providers import CPU, CUDA, TENSORRT, SessionConfig, resolve_providers
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import ModelNotFound, RepositoryError
-from service.registry import ModelRegistry
+from attnserve.service.errors import ModelNotFound, RepositoryError
+from attnserve.service.registry import ModelRegistry
 from tests.conftest import cpu_settings
 
 

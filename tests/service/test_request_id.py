@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import JsonLineFormatter, configure_logging, create_app
+from attnserve.service.app import JsonLineFormatter, configure_logging, create_app
 from tests.conftest import cpu_settings
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
@@ -31,7 +31,7 @@ def service_log() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     configure_logging("info")  # what create_app does; the handler is made once per process
     [handler] = [
         h
-        for h in logging.getLogger("service").handlers
+        for h in logging.getLogger("attnserve").handlers
         if isinstance(h, logging.StreamHandler) and isinstance(h.formatter, JsonLineFormatter)
     ]
     stream = io.StringIO()

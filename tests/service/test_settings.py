@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings
+from attnserve.service.settings import Settings
 from tests.conftest import REPO_ROOT
 
 

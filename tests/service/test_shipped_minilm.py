@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.manifest import Manifest
+from attnserve.artifact.manifest import Manifest
 
 NAME = "minilm-attention"
 TEXT = "The battery life is unbelievably great but the screen is awful"

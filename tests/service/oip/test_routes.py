@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.registry import find_models
+from attnserve.service.app import create_app
+from attnserve.service.registry import find_models
 from tests.conftest import REPO_ROOT, cpu_settings
 
 # The model the shared `client` fixture serves first, as the conftest picks it.

@@ -3,8 +3,8 @@ model without attention."""
 
 from __future__ import annotations
 
-from service.oip.signature import output_tensors, to_tensors
-from service.schemas import Prediction, PredictResponse, Token
+from attnserve.service.oip.signature import output_tensors, to_tensors
+from attnserve.service.schemas import Prediction, PredictResponse, Token
 
 LABELS = ["negative", "positive"]
 

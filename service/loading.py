@@ -9,9 +9,7 @@ from pathlib import Path
 import onnxruntime as ort
 from pydantic import ValidationError
 
-from service.errors import ArtifactError
-from service.inference import OnnxModelRunner
-from service.manifest import (
+from attnserve.artifact.manifest import (
     FORMAT_VERSION,
     HEADS_OUTPUT,
     INPUT_NAMES,
@@ -21,8 +19,10 @@ from service.manifest import (
     TOKENIZER_FILE,
     Manifest,
 )
-from service.providers import SessionConfig
-from service.tokenization import TextEncoder
+from attnserve.artifact.tokenizer import TextEncoder
+from attnserve.service.errors import ArtifactError
+from attnserve.service.inference import OnnxModelRunner
+from attnserve.service.providers import SessionConfig
 
 # ONNX Runtime's names for the element types a manifest may declare.
 _ORT_TYPES = {"tensor(int64)": "int64", "tensor(float)": "float32"}

@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from models.classifiers import (
+from attnserve.models.classifiers import (
     BiLSTMAttentionClassifier,
     LSTMAttentionClassifier,
     LSTMClassifier,
     SentimentClassifier,
 )
-from models.config import ModelConfig
-from models.luong import SCORES, luong_global, luong_local
-from models.minilm import MiniLMAttentionClassifier, pretrained_dir
-from models.transformer import TransformerClassifier
+from attnserve.models.config import ModelConfig
+from attnserve.models.luong import SCORES, luong_global, luong_local
+from attnserve.models.minilm import MiniLMAttentionClassifier, pretrained_dir
+from attnserve.models.transformer import TransformerClassifier
 
 Exporter = Literal["legacy", "dynamo"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from models.tokenizer import train_tokenizer
-from service.tokenization import PAD_TOKEN, UNK_TOKEN, TextEncoder
+from attnserve.artifact.tokenizer import PAD_TOKEN, UNK_TOKEN, TextEncoder
+from attnserve.models.vocabulary import train_tokenizer
 
 COMPOSED = "Caf\u00e9 was great"
 DECOMPOSED = "Cafe\u0301 was great"

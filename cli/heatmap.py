@@ -16,7 +16,7 @@ from rich.console import Group
 from rich.style import Style
 from rich.text import Text
 
-from service.schemas import Prediction, PredictResponse, Token
+from attnserve.service.schemas import Prediction, PredictResponse, Token
 
 # Shading goes from a pale to a deep tone of one hue; the page's JavaScript uses the same.
 _PALE = (255, 236, 179)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.evaluation import EvaluationError, EvaluationReport, evaluate
+from attnserve.cli.evaluation import EvaluationError, EvaluationReport, evaluate
 from tests.conftest import REPO_ROOT, cpu_settings
 
 

@@ -7,11 +7,11 @@ from html.parser import HTMLParser
 import pytest
 from rich.console import Console
 
-from service.artifact import LoadedModel
-from service.heatmap import html_heatmap, segments, shade, terminal_heatmap
-from service.predictor import Predictor
-from service.schemas import PredictResponse
-from service.settings import Settings
+from attnserve.cli.heatmap import html_heatmap, segments, shade, terminal_heatmap
+from attnserve.service.loading import LoadedModel
+from attnserve.service.predictor import Predictor
+from attnserve.service.schemas import PredictResponse
+from attnserve.service.settings import Settings
 
 TEXTS = ["The battery life is great,  but the screen is awful!", "  Loved it. "]
 

@@ -1,6 +1,6 @@
 """Text -> token ids + character offsets, shared by training, export parity and serving.
 
-The tokenizer is a `tokenizers` JSON: a word-level one trained by `models/tokenizer.py`, or a
+The tokenizer is a `tokenizers` JSON: a word-level one trained by `models/vocabulary.py`, or a
 pretrained word-piece one whose post-processor adds [CLS]/[SEP]. Either way the answer is
 given in words: a word-level token is a word; word pieces are grouped by the tokenizer's word
 ids. Offsets index the ORIGINAL text (before normalisation), so `text[start:end]` is the

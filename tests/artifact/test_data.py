@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from models.data import (
+from attnserve.artifact.data import (
     DataFormatError,
     Example,
     SkippedLine,

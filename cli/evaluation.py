@@ -12,12 +12,18 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from models.data import Example, first_per_source, load_sources, sha256_file, split_examples
-from service.artifact import load_artifact
-from service.manifest import Manifest, QuantizationRecord
-from service.predictor import Predictor
-from service.providers import SessionConfig
-from service.settings import Settings
+from attnserve.artifact.data import (
+    Example,
+    first_per_source,
+    load_sources,
+    sha256_file,
+    split_examples,
+)
+from attnserve.artifact.manifest import Manifest, QuantizationRecord
+from attnserve.service.loading import load_artifact
+from attnserve.service.predictor import Predictor
+from attnserve.service.providers import SessionConfig
+from attnserve.service.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

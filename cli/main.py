@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from service.schemas import PredictResponse
+    from attnserve.service.schemas import PredictResponse
 
 app = typer.Typer(
     help="Sentiment classification with per-token attention: train, export, serve.",
@@ -54,7 +54,7 @@ def train(
         "runs/bilstm-additive"
     ),
     architecture: Annotated[
-        str, typer.Option(help="An architecture of models/registry.py (README lists them).")
+        str, typer.Option(help="An architecture of models/architectures.py (README lists them).")
     ] = ("bilstm-additive"),
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 13,
     seeds: Annotated[
@@ -76,8 +76,8 @@ def train(
     """Train a classifier on labelled sentences and write a run directory."""
     from dataclasses import replace
 
-    from models.training import train as train_run
-    from models.training import train_config_for
+    from attnserve.models.training import train as train_run
+    from attnserve.models.training import train_config_for
 
     config = train_config_for(architecture, seed=seed, split_seed=split_seed)
     if max_epochs is not None:
@@ -138,7 +138,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a trained run to ONNX, check parity with PyTorch, write the model directory."""
-    from export.onnx_export import export_run
+    from attnserve.export.onnx_export import export_run
 
     if optimize not in (None, "basic", "extended"):
         raise typer.BadParameter("--optimize takes basic or extended")
@@ -166,7 +166,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Score a model on its recorded test split through ONNX Runtime, as the service would."""
-    from service.evaluation import evaluate as evaluate_model
+    from attnserve.cli.evaluation import evaluate as evaluate_model
 
     report = evaluate_model(model_dir, data)
     if as_json:
@@ -211,10 +211,10 @@ def serve(
     """Serve the model repository over HTTP (settings from ATTNSERVE_* variables)."""
     import uvicorn
 
-    from service.app import create_app
-    from service.errors import StartupError
-    from service.server import DrainingServer
-    from service.settings import Settings
+    from attnserve.service.app import create_app
+    from attnserve.service.errors import StartupError
+    from attnserve.service.server import DrainingServer
+    from attnserve.service.settings import Settings
 
     overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
     settings = Settings(**overrides)  # type: ignore[arg-type]
@@ -227,7 +227,7 @@ def serve(
             threads = max(1, (os.cpu_count() or 1) // workers)
             os.environ["ATTNSERVE_INTRA_OP_THREADS"] = str(threads)
         uvicorn.run(
-            "service.app:create_app",
+            "attnserve.service.app:create_app",
             factory=True,
             workers=workers,
             host=settings.host,
@@ -280,7 +280,7 @@ def predict(
     ] = None,
 ) -> None:
     """Classify texts; print each label and the text coloured by attention."""
-    from service.heatmap import html_heatmap, terminal_heatmap
+    from attnserve.cli.heatmap import html_heatmap, terminal_heatmap
 
     response = (
         _remote_predict(url, texts, model) if url else _local_predict(repository, texts, model)
@@ -297,9 +297,9 @@ def predict(
 
 
 def _local_predict(repository: Path | None, texts: list[str], model: str | None) -> PredictResponse:
-    from service.errors import ServiceError, StartupError
-    from service.registry import ModelRegistry
-    from service.settings import Settings
+    from attnserve.service.errors import ServiceError, StartupError
+    from attnserve.service.registry import ModelRegistry
+    from attnserve.service.settings import Settings
 
     settings = Settings() if repository is None else Settings(model_repository=repository)
     try:
@@ -316,7 +316,7 @@ def _remote_predict(url: str, texts: list[str], model: str | None) -> PredictRes
     import urllib.error
     import urllib.request
 
-    from service.schemas import PredictResponse
+    from attnserve.service.schemas import PredictResponse
 
     path = "/v1/predict" if model is None else f"/v1/models/{model}/predict"
     request = urllib.request.Request(

@@ -8,7 +8,7 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
 from tokenizers.trainers import WordLevelTrainer
 
-from service.tokenization import PAD_TOKEN, UNK_TOKEN
+from attnserve.artifact.tokenizer import PAD_TOKEN, UNK_TOKEN
 
 
 def train_tokenizer(

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from service.artifact import load_artifact
-from service.errors import ArtifactError
-from service.providers import CPU, SessionConfig
+from attnserve.service.errors import ArtifactError
+from attnserve.service.loading import load_artifact
+from attnserve.service.providers import CPU, SessionConfig
 
 CPU_ONLY = SessionConfig(providers=(CPU,), exact=True)
 

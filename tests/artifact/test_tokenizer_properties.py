@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from service.app import create_app
-from service.artifact import LoadedModel
-from service.tokenization import EncodedText
+from attnserve.artifact.tokenizer import EncodedText
+from attnserve.service.app import create_app
+from attnserve.service.loading import LoadedModel
 from tests.conftest import cpu_settings
 
 TRICKY = [

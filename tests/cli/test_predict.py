@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from service.cli import app
-from service.registry import find_models
-from service.schemas import PredictResponse
+from attnserve.cli.main import app
+from attnserve.service.registry import find_models
+from attnserve.service.schemas import PredictResponse
 
 TEXT = "The battery life is great but the screen is awful"
 runner = CliRunner()

@@ -1,9 +1,9 @@
 """The manifest of a model directory: the contract between `export/` (writer) and `service/`.
 
 A model directory is `<repository>/<name>/<version>/` holding `model.onnx`, `tokenizer.json`
-and `manifest.json`. Every architecture's graph has the same inputs and the same two outputs,
-so the service never branches on architecture; a graph may add the optional `heads` output,
-declared in its manifest, which the service runs only when a request asks for it.
+and `manifest.json`. Every architecture's graph has the inputs and outputs of `graph.py`; the
+manifest declares them (and the optional `heads` output, which the service runs only when a
+request asks for it), with what the model was trained on, how it scored and how to serve it.
 """
 
 from __future__ import annotations
@@ -17,11 +17,6 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 FORMAT_VERSION = 1
-
-INPUT_NAMES = ("input_ids", "attention_mask")
-OUTPUT_NAMES = ("probabilities", "attention")
-# optional third output: (batch, layers, heads, sequence, sequence) self-attention maps
-HEADS_OUTPUT = "heads"
 
 
 class TensorSpec(BaseModel):
@@ -108,6 +103,19 @@ class FaithfulnessRecord(BaseModel):
     summary: str = Field(description="The figures in one sentence, for a person")
 
 
+class ServingHints(BaseModel):
+    """How the service should run the model, chosen at export; a setting may override each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="most texts in one ONNX Runtime call; None: the service's default. A model "
+        "that pays more for padding than it saves by batching is run a text at a time (1).",
+    )
+
+
 class Manifest(BaseModel):
     """Everything the service needs to trust and describe one exported model."""
 
@@ -145,6 +153,7 @@ class Manifest(BaseModel):
     faithfulness: FaithfulnessRecord | None = Field(
         default=None, description="absent in models exported before it was measured"
     )
+    serving: ServingHints = Field(default_factory=ServingHints)
     graph_optimization: str | None = Field(
         default=None, description="how model.onnx was optimised offline at export, if it was"
     )

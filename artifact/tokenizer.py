@@ -19,6 +19,8 @@ import numpy.typing as npt
 from tokenizers import Encoding, Tokenizer
 from tokenizers.models import WordLevel
 
+from attnserve.artifact.graph import PaddedBatch
+
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
 _FIRST_MARK = "\u0300"  # no character below it is a combining mark
@@ -40,14 +42,6 @@ class EncodedText:
     word_ids: list[int | None]
     words: list[tuple[int, int]]
     truncated: bool
-
-
-@dataclass(frozen=True)
-class PaddedBatch:
-    """Texts padded once to the longest: int64 arrays of shape (batch, length)."""
-
-    input_ids: npt.NDArray[np.int64]
-    attention_mask: npt.NDArray[np.int64]
 
 
 class TextEncoder:

@@ -9,6 +9,7 @@ needs matplotlib (the `bench` extra). Prints each model's label and most attende
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -29,17 +30,21 @@ def main() -> None:
 
     registry = ModelRegistry.load(Settings(providers="cpu"))
     rows, labels, tokens = [], [], []
-    for name in registry.names:
-        predictor = registry.get(name)
+    for predictor in registry.served():
+        name = predictor.manifest.name
         if not predictor.manifest.has_attention:
             continue
-        [prediction] = predictor.predict_sync([args.sentence]).response.predictions
-        weights = [token.attention or 0.0 for token in prediction.tokens]
-        tokens = [token.text for token in prediction.tokens]
+        predictions = asyncio.run(predictor.predict([args.sentence]))
+        [words] = predictions.words
+        assert words.weights is not None
+        weights = words.weights.tolist()
+        tokens = [args.sentence[start:end] for start, end in words.spans]
+        label_id = int(predictions.label_ids[0])
+        label, score = predictions.labels[label_id], float(predictions.probabilities[0, label_id])
         rows.append(weights)
-        labels.append(f"{name} → {prediction.label} {prediction.score:.2f}")
+        labels.append(f"{name} → {label} {score:.2f}")
         top = tokens[int(np.argmax(weights))]
-        print(f"{name}: {prediction.label} ({prediction.score:.3f}), most attended {top!r}")
+        print(f"{name}: {label} ({score:.3f}), most attended {top!r}")
     plot(args.out, np.array(rows), labels, tokens)
     print(f"wrote {args.out}")
 

@@ -15,6 +15,13 @@ DEFAULT_MODEL_DIR = REPO_ROOT / "model_repository" / "bilstm-additive" / "1"
 DEFAULT_RUN_DIR = REPO_ROOT / "runs" / "bilstm-additive"
 DATA = REPO_ROOT / "data" / "sentiment-labelled-sentences" / "amazon_cells_labelled.txt"
 ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
+# The training data of the comparisons, relative as `attnserve train` records them (so exported
+# manifests hold in any checkout), and the split seed of every shipped model.
+TRAINING_DATA = [
+    Path("data/sentiment-labelled-sentences/amazon_cells_labelled.txt"),
+    Path("data/sentiment-labelled-sentences/yelp_labelled.txt"),
+]
+SPLIT_SEED = 13
 SIMD_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}
 
 

@@ -30,23 +30,19 @@ import torch
 
 from attnserve.artifact.data import DataSplit, load_sources, split_examples
 from attnserve.artifact.manifest import MODEL_FILE, Manifest
+from attnserve.artifact.scores import Scores
 from attnserve.artifact.tokenizer import TextEncoder
 from attnserve.export.onnx_export import export_run
 from attnserve.models.architectures import ARCHITECTURES
 from attnserve.models.checkpoint import load_checkpoint
 from attnserve.models.faithfulness import measure_faithfulness
 from attnserve.models.training import SPLIT_FRACTIONS, TrainConfig, train
-from bench.references import macro_f1, tfidf_reference
+from bench.common import SPLIT_SEED, TRAINING_DATA
+from bench.references import tfidf_reference
 
 ROOT = Path(__file__).resolve().parent.parent
-# relative, as `attnserve train` records them, so exported manifests hold in any checkout
-DATA = [
-    Path("data/sentiment-labelled-sentences/amazon_cells_labelled.txt"),
-    Path("data/sentiment-labelled-sentences/yelp_labelled.txt"),
-]
 RUNS = ROOT / "runs/compare"
 DEFAULT = "bilstm-additive"
-SPLIT_SEED = 13
 LATENCY_ROUNDS = {1: 200, 64: 30}
 CACHE_FILE = "compare.json"
 FIGURE = "docs/results.png"
@@ -94,7 +90,9 @@ def main() -> None:
     os.chdir(ROOT)
     seeds = [int(seed) for seed in args.seeds.split(",")]
     names = args.architectures.split(",")
-    split = split_examples(load_sources(DATA).examples, seed=SPLIT_SEED, fractions=SPLIT_FRACTIONS)
+    split = split_examples(
+        load_sources(TRAINING_DATA).examples, seed=SPLIT_SEED, fractions=SPLIT_FRACTIONS
+    )
 
     torch.set_num_threads(1)  # tiny models: one thread is as fast, and fair on a shared machine
     started = time.perf_counter()
@@ -136,7 +134,9 @@ def run_seed(name: str, seed: int, split: DataSplit) -> SeedResult:
         saved = json.loads(cached.read_text("utf-8"))
         return SeedResult(**saved)
     start = time.perf_counter()
-    record = train(DATA, run_dir, TrainConfig(architecture=name, seed=seed), progress=False)
+    record = train(
+        TRAINING_DATA, run_dir, TrainConfig(architecture=name, seed=seed), progress=False
+    )
     seconds = time.perf_counter() - start
     checkpoint = load_checkpoint(run_dir)
     encoder = TextEncoder.from_file(checkpoint.tokenizer_path, checkpoint.record.max_tokens)
@@ -149,7 +149,7 @@ def run_seed(name: str, seed: int, split: DataSplit) -> SeedResult:
     result = SeedResult(
         seed=seed,
         test_accuracy=record.metrics["test_accuracy"],
-        macro_f1=macro_f1(labels, predicted),
+        macro_f1=Scores.of(labels, predicted, 2).macro_f1,
         train_seconds=seconds,
         epochs_run=record.training.epochs_run,
         aopc=faithfulness.aopc,

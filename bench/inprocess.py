@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from attnserve.artifact.tokenizer import PaddedBatch
-from attnserve.service.inference import OnnxModelRunner
+from attnserve.artifact.graph import PaddedBatch
+from attnserve.service.inference import SessionRunner
 from attnserve.service.loading import load_artifact
 from attnserve.service.providers import CPU, SessionConfig
 from bench.common import DEFAULT_MODEL_DIR, DEFAULT_RUN_DIR, RESULTS, ensure_run, machine, sentences
@@ -75,8 +75,8 @@ def open_session(model_path: Path) -> ort.InferenceSession:
 
 def session_runner(model_path: Path) -> Run:
     session = open_session(model_path)
-    runner = OnnxModelRunner(session)
-    return lambda ids, mask: runner.run_sync(PaddedBatch(input_ids=ids, attention_mask=mask))
+    runner = SessionRunner(session)
+    return lambda ids, mask: runner.compute(PaddedBatch(input_ids=ids, attention_mask=mask))
 
 
 def int8_graph(model_dir: Path) -> Path:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from attnserve.artifact.manifest import INPUT_NAMES, OUTPUT_NAMES
+from attnserve.artifact.graph import OUTPUT_NAMES
 from attnserve.artifact.tokenizer import TextEncoder
 from bench.common import machine
 
@@ -47,7 +47,7 @@ def feeds(tokenizer: Path, batch: int) -> dict[str, np.ndarray]:
     padded = encoder.pad(encoder.encode([SENTENCE]) * batch)
     if padded.input_ids.shape[1] != PIECES:
         raise ValueError(f"the sentence has {padded.input_ids.shape[1]} pieces, not {PIECES}")
-    return dict(zip(INPUT_NAMES, (padded.input_ids, padded.attention_mask), strict=True))
+    return padded.feeds()
 
 
 def main() -> None:

@@ -19,19 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from attnserve.artifact.data import DataSplit, Example, load_sources, split_examples
+from attnserve.artifact.scores import Scores
 from attnserve.models.training import SPLIT_FRACTIONS
+from bench.common import SPLIT_SEED, TRAINING_DATA
 
 REGULARISATION = (0.3, 1.0, 3.0, 10.0, 30.0)
-
-
-def macro_f1(labels: list[int], predicted: list[int]) -> float:
-    scores = []
-    for label in sorted(set(labels)):
-        tp = sum(1 for y, p in zip(labels, predicted, strict=True) if y == p == label)
-        fp = sum(1 for y, p in zip(labels, predicted, strict=True) if p == label != y)
-        fn = sum(1 for y, p in zip(labels, predicted, strict=True) if y == label != p)
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return sum(scores) / len(scores)
 
 
 def tfidf_reference(split: DataSplit) -> dict[str, float]:
@@ -80,7 +72,7 @@ def _logistic_regression(split: DataSplit, features: Any, start: float) -> dict[
         "C": best_c,
         "validation_accuracy": best_validation,
         "test_accuracy": float(np.mean(np.array(predicted) == np.array(expected))),
-        "macro_f1": macro_f1(expected, predicted),
+        "macro_f1": Scores.of(expected, predicted, 2).macro_f1,
         "seconds": time.perf_counter() - start,
     }
 
@@ -94,10 +86,10 @@ def _labels(side: list[Example]) -> list[int]:
 
 
 def main() -> None:
-    from bench.compare_attention import DATA, SPLIT_SEED
     from bench.overload import write_results
 
-    split = split_examples(load_sources(DATA).examples, seed=SPLIT_SEED, fractions=SPLIT_FRACTIONS)
+    examples = load_sources(TRAINING_DATA).examples
+    split = split_examples(examples, seed=SPLIT_SEED, fractions=SPLIT_FRACTIONS)
     lines = [f"split seed {SPLIT_SEED}: {len(split.train)} train, {len(split.test)} test sentences"]
     for name, reference in (
         ("TF-IDF char 1-5-gram + logistic regression", tfidf_reference),

@@ -15,6 +15,7 @@ the serving commands work on the serving install alone.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import statistics
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from attnserve.service.predictions import Predictions
+    from attnserve.service.registry import ModelRegistry
     from attnserve.service.schemas import PredictResponse
 
 app = typer.Typer(
@@ -299,43 +302,46 @@ def predict(
 def _local_predict(repository: Path | None, texts: list[str], model: str | None) -> PredictResponse:
     from attnserve.service.errors import ServiceError, StartupError
     from attnserve.service.registry import ModelRegistry
+    from attnserve.service.schemas import PredictResponse
     from attnserve.service.settings import Settings
+    from attnserve.service.v1_json import predict_response_json
 
     settings = Settings() if repository is None else Settings(model_repository=repository)
     try:
-        return ModelRegistry.load(settings).get(model).predict_sync(texts).response
+        registry = ModelRegistry.load(settings)
+        predictions = asyncio.run(_predict_and_close(registry, texts, model))
     except ServiceError as error:
         _fail(error.message)
     except StartupError as error:
         _fail(str(error))
+    return PredictResponse.model_validate_json(predict_response_json(predictions))
+
+
+async def _predict_and_close(
+    registry: ModelRegistry, texts: list[str], model: str | None
+) -> Predictions:
+    try:
+        return await registry.get(model).predict(texts)
+    finally:
+        await registry.close()
 
 
 def _remote_predict(url: str, texts: list[str], model: str | None) -> PredictResponse:
-    """POSTs to a running server with the standard library (the serving install has no httpx)."""
-    import json
-    import urllib.error
-    import urllib.request
-
+    """Asks a running server, through the project's Python client (`pip install ./client`)."""
     from attnserve.service.schemas import PredictResponse
 
-    path = "/v1/predict" if model is None else f"/v1/models/{model}/predict"
-    request = urllib.request.Request(
-        url.rstrip("/") + path,
-        data=json.dumps({"texts": texts}).encode("utf-8"),
-        headers={"Content-Type": "application/json"},
-    )
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return PredictResponse.model_validate_json(answer.read())
-    except urllib.error.HTTPError as error:
-        body = error.read().decode("utf-8", "replace")
-        try:
-            message = json.loads(body)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = body or error.reason
-        _fail(f"{url} answered {error.code}: {message}")
-    except urllib.error.URLError as error:
-        _fail(f"cannot reach {url}: {error.reason}")
+        from attnserve_client import APIError, Client, TransportError
+    except ImportError:
+        _fail("--url needs the Python client attnserve-client: pip install ./client")
+    try:
+        with Client(url, timeout=30.0) as client:
+            answer = client.predict_response(texts, model=model)
+    except APIError as error:
+        _fail(f"{url} answered {error.status}: {error.message}")
+    except TransportError as error:
+        _fail(f"cannot reach {url}: {error}")
+    return PredictResponse.model_validate(answer.model_dump())
 
 
 def _fail(message: str) -> NoReturn:

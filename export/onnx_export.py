@@ -22,23 +22,19 @@ import onnxruntime
 import tokenizers
 import torch
 
-from attnserve.artifact.data import (
-    Example,
-    first_per_source,
-    load_sources,
-    sha256_file,
-    split_examples,
-)
+from attnserve.artifact.data import Example, sha256_file
+from attnserve.artifact.graph import INPUT_NAMES
 from attnserve.artifact.manifest import (
-    INPUT_NAMES,
     MODEL_FILE,
     TOKENIZER_FILE,
     FaithfulnessRecord,
     Manifest,
     ParityRecord,
     QuantizationRecord,
+    ServingHints,
     TensorSpec,
 )
+from attnserve.artifact.split import rebuild_split
 from attnserve.artifact.tokenizer import TextEncoder
 from attnserve.export.graph import graph_module, graph_outputs
 from attnserve.export.optimize import OptimizationLevel, describe, optimize_graph
@@ -226,13 +222,7 @@ def held_out_sentences(checkpoint: Checkpoint) -> list[str]:
 
 def held_out_examples(checkpoint: Checkpoint) -> list[Example]:
     """The run's test split, rebuilt from its recorded data files, cut and split seed."""
-    training = checkpoint.record.training
-    examples = load_sources([Path(data.path) for data in training.data]).examples
-    limit = training.hyperparameters.get("limit_per_source")
-    if isinstance(limit, int) and not isinstance(limit, bool):
-        examples = first_per_source(examples, limit)
-    split = split_examples(examples, seed=training.split.seed, fractions=training.split.fractions)
-    return split.test
+    return rebuild_split(checkpoint.record.training).test
 
 
 def build_manifest(
@@ -270,6 +260,7 @@ def build_manifest(
         parity=parity,
         faithfulness=faithfulness,
         quantization=quantization,
+        serving=ServingHints(max_batch_size=info.serving_batch_size),
         files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
         libraries={
             "torch": torch.__version__,

@@ -14,8 +14,9 @@ import numpy.typing as npt
 import onnxruntime as ort
 import torch
 
-from attnserve.artifact.manifest import INPUT_NAMES, OUTPUT_NAMES, ParityRecord
-from attnserve.artifact.tokenizer import EncodedText, PaddedBatch, TextEncoder
+from attnserve.artifact.graph import OUTPUT_NAMES, PaddedBatch
+from attnserve.artifact.manifest import ParityRecord
+from attnserve.artifact.tokenizer import EncodedText, TextEncoder
 
 # (batch size, share of the sentences sorted by length it draws from), so that batches
 # differ in length and in how much padding each row gets
@@ -100,7 +101,7 @@ def check_parity(
         batch_shape = (int(batch.input_ids.shape[0]), int(batch.input_ids.shape[1]))
         shapes.append(batch_shape)
         expected = _run_torch(model, batch)
-        actual = session.run(list(output_names), _feed(batch))
+        actual = session.run(list(output_names), batch.feeds())
         for name, torch_out, onnx_out in zip(output_names, expected, actual, strict=True):
             diff = _max_abs_diff(torch_out, onnx_out)
             max_abs_diff[name] = max(max_abs_diff[name], diff)
@@ -119,10 +120,6 @@ def check_parity(
     if mismatches:
         raise ParityError(mismatches)
     return ParityRecord(tolerance=tolerance, max_abs_diff=max_abs_diff, shapes=shapes)
-
-
-def _feed(batch: PaddedBatch) -> dict[str, npt.NDArray[np.int64]]:
-    return dict(zip(INPUT_NAMES, (batch.input_ids, batch.attention_mask), strict=True))
 
 
 @torch.no_grad()

@@ -19,7 +19,8 @@ import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from attnserve.artifact.manifest import INPUT_NAMES, OUTPUT_NAMES, QuantizationRecord
+from attnserve.artifact.graph import OUTPUT_NAMES
+from attnserve.artifact.manifest import QuantizationRecord
 from attnserve.artifact.tokenizer import EncodedText, TextEncoder
 
 METHOD = (
@@ -111,8 +112,7 @@ def _run(
     width = max(len(item.ids) for item in encoded)
     for start in range(0, len(encoded), BATCH_SIZE):
         batch = encoder.pad(encoded[start : start + BATCH_SIZE])
-        feeds = dict(zip(INPUT_NAMES, (batch.input_ids, batch.attention_mask), strict=True))
-        probs, weights = session.run(list(OUTPUT_NAMES), feeds)
+        probs, weights = session.run(list(OUTPUT_NAMES), batch.feeds())
         probabilities.append(probs)
         attention.append(np.pad(weights, ((0, 0), (0, width - weights.shape[1]))))
     return np.concatenate(probabilities), np.concatenate(attention)

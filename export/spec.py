@@ -8,7 +8,8 @@ in the graph, under the same names the manifest carries; the other axes are fixe
 
 from __future__ import annotations
 
-from attnserve.artifact.manifest import HEADS_OUTPUT, INPUT_NAMES, OUTPUT_NAMES, TensorSpec
+from attnserve.artifact.graph import HEADS_OUTPUT, INPUT_NAMES, OUTPUT_NAMES
+from attnserve.artifact.manifest import TensorSpec
 
 OPSET = 17  # the legacy exporter's; the dynamo exporter writes its own (>= 18)
 # the longest sequence torch.export may assume (a pretrained encoder's position embeddings)

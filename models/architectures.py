@@ -42,6 +42,9 @@ class ArchitectureInfo:
     pretrained_tokenizer: Callable[[], Path] | None = None
     # TrainConfig fields this architecture trains with unless told otherwise
     training_defaults: dict[str, float | int | str] = field(default_factory=dict)
+    # most texts the service should run in one batch (the manifest's serving hint); None: its
+    # default. 1 where padding to the longest text costs more than batching saves.
+    serving_batch_size: int | None = None
 
 
 ARCHITECTURES: dict[str, ArchitectureInfo] = {
@@ -81,6 +84,9 @@ ARCHITECTURES: dict[str, ArchitectureInfo] = {
         exporter="dynamo",
         max_positions=512,
         pretrained_tokenizer=lambda: pretrained_dir() / "tokenizer.json",
+        # on 2 cores without int8 dot products, bench.http served it about twice as fast at
+        # 32 connections a text at a time (BENCHMARKS.md)
+        serving_batch_size=1,
         training_defaults={
             "hidden_dim": 128,
             "dropout": 0.1,

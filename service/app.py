@@ -14,18 +14,26 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from attnserve.service.admission import AdmissionControl
 from attnserve.service.auth import ApiKeyAuth, configured_digests
-from attnserve.service.errors import StartupError, install_error_handlers
+from attnserve.service.error_responses import (
+    ErrorResponder,
+    InternalErrors,
+    install_error_handlers,
+)
+from attnserve.service.errors import StartupError
 from attnserve.service.headers import SecurityHeaders
 from attnserve.service.limits import BodySizeLimit
 from attnserve.service.metrics import Metrics, MetricsMiddleware
+from attnserve.service.oip.routes import INFERENCE_ENDPOINTS as OIP_INFERENCE_ENDPOINTS
 from attnserve.service.oip.routes import router as oip_router
+from attnserve.service.oip.schemas import protocol_error_body
 from attnserve.service.page import install_page
 from attnserve.service.registry import ModelRegistry
 from attnserve.service.request_id import RequestIdFilter, RequestIdMiddleware
-from attnserve.service.routes import router
+from attnserve.service.routes import INFERENCE_ENDPOINTS, router
 from attnserve.service.settings import Settings
 from attnserve.service.timeout import RequestDeadline
 
@@ -44,11 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            app.state.registry = ModelRegistry.load(settings)
+            app.state.registry = ModelRegistry.load(settings, metrics.observe_batch)
         except StartupError as exc:
             logger.error("startup_failed", extra={"reason": str(exc)})
             raise
-        metrics.measure_batches(app.state.registry)
         metrics.observe_models(app.state.registry)
         logger.info(
             "ready",
@@ -80,23 +87,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(oip_router)
     install_page(app)
-    install_error_handlers(app)
-    add_middleware(app, settings, metrics)
+    # the Open Inference Protocol's routes answer errors in its own shape
+    responder = ErrorResponder({"/v2": protocol_error_body})
+    install_error_handlers(app, responder)
+    add_middleware(app, settings, metrics, responder)
     return app
 
 
-def add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+def add_middleware(
+    app: FastAPI, settings: Settings, metrics: Metrics, responder: ErrorResponder
+) -> None:
     """The request's path through the middleware, outermost first: the request id (so every
     refusal is logged with it), security headers on every answer, metrics (refusals counted),
     CORS (when origins are configured), the API key (when keys are), the request deadline,
     admission (an inference request is refused while its model's queue is full), the
-    body-size limit; then the routes. The last added is the outermost."""
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(AdmissionControl)
-    app.add_middleware(RequestDeadline, timeout_s=settings.request_timeout_s)
+    body-size limit, the 500 answer to an unexpected exception; then the routes. The last
+    added is the outermost."""
+    app.add_middleware(InternalErrors, responder=responder)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes, responder=responder)
+    inference_endpoints = {*INFERENCE_ENDPOINTS, *OIP_INFERENCE_ENDPOINTS}
+    app.add_middleware(
+        AdmissionControl,
+        inference_routes=[
+            route
+            for route in (*router.routes, *oip_router.routes)
+            if isinstance(route, APIRoute) and route.endpoint in inference_endpoints
+        ],
+        registry=lambda: app.state.registry,
+        responder=responder,
+    )
+    app.add_middleware(RequestDeadline, timeout_s=settings.request_timeout_s, responder=responder)
     digests = configured_digests(settings)
     if digests:
-        app.add_middleware(ApiKeyAuth, digests=digests)
+        app.add_middleware(ApiKeyAuth, digests=digests, responder=responder)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -14,13 +14,8 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from attnserve.service.errors import (
-    InvalidApiKey,
-    MissingApiKey,
-    ServiceError,
-    StartupError,
-    refuse,
-)
+from attnserve.service.error_responses import ErrorResponder
+from attnserve.service.errors import InvalidApiKey, MissingApiKey, ServiceError, StartupError
 from attnserve.service.settings import Settings
 
 # Liveness and readiness, ours and the Open Inference Protocol's: probes carry no key.
@@ -69,8 +64,9 @@ def read_digests(path: Path) -> list[str]:
 class ApiKeyAuth:
     """Pure ASGI middleware: 401 without `Authorization: Bearer <key>`, 403 with a wrong key."""
 
-    def __init__(self, app: ASGIApp, digests: list[str]) -> None:
+    def __init__(self, app: ASGIApp, digests: list[str], responder: ErrorResponder) -> None:
         self.app = app
+        self.responder = responder
         self.digests = [bytes.fromhex(digest) for digest in digests]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,7 +77,7 @@ class ApiKeyAuth:
         if error is None:
             await self.app(scope, receive, send)
             return
-        await refuse(error, scope, receive, send, {"WWW-Authenticate": "Bearer"})
+        await self.responder.refuse(error, scope, receive, send, {"WWW-Authenticate": "Bearer"})
 
     def _check(self, header: bytes | None) -> ServiceError | None:
         scheme, _, key = (header or b"").partition(b" ")

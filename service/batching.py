@@ -3,10 +3,11 @@
 Each request's padded batch is queued (cut into pieces of at most `max_batch_size` texts);
 one worker task takes everything waiting (up to `max_batch_size` texts, waiting at most
 `max_delay_ms` for more), pads it once to the longest row, runs it in a worker thread and
-hands every request its own rows back. While a
-batch computes, the next one fills, so under load batches grow by themselves and at one
-connection nothing waits. The models are padding-invariant (a text's answer does not depend
-on what it is padded with), which is what makes sharing a batch safe.
+hands every request its own rows back, with how long it waited in the queue and how long its
+batch computed. While a batch computes, the next one fills, so under load batches grow by
+themselves and at one connection nothing waits. The models are padding-invariant (a text's
+answer does not depend on what it is padded with), which is what makes sharing a batch safe.
+Requests that ask for the `heads` output share batches only with each other.
 
 The queue is bounded (`max_queue_texts`): past it a request is refused at once with
 `Overloaded` (503 + Retry-After) instead of waiting without end.
@@ -17,14 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.artifact.graph import PaddedBatch
 from attnserve.service.errors import ModelNotReady, Overloaded
-from attnserve.service.inference import InferenceOutput, InferenceRunner
+from attnserve.service.inference import Computed, GraphOutputs, SessionRunner
 
 logger = logging.getLogger(__name__)
 
@@ -32,19 +34,21 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _Waiting:
     batch: PaddedBatch
-    future: asyncio.Future[InferenceOutput] = field(repr=False)
+    heads: bool  # asks for the heads output too: batched only with others that do
+    future: asyncio.Future[Computed] = field(repr=False)
+    queued_at: float = field(default_factory=time.perf_counter)
 
     @property
     def rows(self) -> int:
-        return int(self.batch.input_ids.shape[0])
+        return self.batch.rows
 
 
-class BatchingRunner:
-    """An `InferenceRunner` that merges concurrent `run` calls into shared batches."""
+class Batcher:
+    """A `Runner` that merges concurrent `run` calls into shared batches of one session."""
 
     def __init__(
         self,
-        runner: InferenceRunner,
+        runner: SessionRunner,
         pad_id: int,
         max_batch_size: int,
         max_delay_ms: float,
@@ -62,10 +66,6 @@ class BatchingRunner:
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
 
-    def run_sync(self, batch: PaddedBatch) -> InferenceOutput:
-        """Tools without an event loop run their batch directly."""
-        return self.runner.run_sync(batch)
-
     def refusal(self, rows: int) -> Overloaded | None:
         """Overloaded when `rows` more texts would not fit in the queue, else None.
 
@@ -74,32 +74,50 @@ class BatchingRunner:
             return Overloaded(self._queued_texts, self.max_queue_texts, self.retry_after_s)
         return None
 
-    async def run(self, batch: PaddedBatch) -> InferenceOutput:
-        rows, length = batch.input_ids.shape
-        refusal = self.refusal(rows)
+    async def run(self, batch: PaddedBatch, heads: bool = False) -> Computed:
+        refusal = self.refusal(batch.rows)
         if refusal is not None:
             raise refusal
         self._ensure_worker()
+        start = time.perf_counter()
         # A request larger than a batch rides in several, each cut to its own longest row.
-        futures = [self._enqueue(chunk) for chunk in self._chunks(batch)]
+        futures = [self._enqueue(chunk, heads) for chunk in self._chunks(batch)]
         if len(futures) == 1:
             return await futures[0]
-        outputs = await asyncio.gather(*futures)
-        attention = np.zeros((rows, length), dtype=np.float32)  # (B, T), zero on padding
-        start = 0
-        for output in outputs:
-            count, width = output.attention.shape
-            attention[start : start + count, :width] = output.attention
-            start += count
-        probabilities = np.concatenate([output.probabilities for output in outputs])  # (B, C)
-        return InferenceOutput(probabilities=probabilities, attention=attention)
+        parts = await asyncio.gather(*futures)
+        attention = np.zeros((batch.rows, batch.length), dtype=np.float32)  # (B, T), 0 on padding
+        heads_maps = None
+        if heads:
+            first = parts[0].outputs.heads
+            assert first is not None
+            # (B, L, h, T, T), zero off each text's own tokens
+            heads_maps = np.zeros(
+                (batch.rows, *first.shape[1:3], batch.length, batch.length), dtype=np.float32
+            )
+        row = 0
+        for part in parts:
+            count, width = part.outputs.attention.shape
+            attention[row : row + count, :width] = part.outputs.attention
+            if heads_maps is not None and part.outputs.heads is not None:
+                heads_maps[row : row + count, :, :, :width, :width] = part.outputs.heads
+            row += count
+        outputs = GraphOutputs(
+            probabilities=np.concatenate([part.outputs.probabilities for part in parts]),  # (B, C)
+            attention=attention,
+            heads=heads_maps,
+        )
+        # Its chunks ran one after another or side by side: what was not computing was waiting.
+        inference_ms = sum(part.inference_ms for part in parts)
+        total_ms = (time.perf_counter() - start) * 1000.0
+        return Computed(
+            outputs, queue_ms=max(0.0, total_ms - inference_ms), inference_ms=inference_ms
+        )
 
     def _chunks(self, batch: PaddedBatch) -> list[PaddedBatch]:
-        rows = int(batch.input_ids.shape[0])
-        if rows <= self.max_batch_size:
+        if batch.rows <= self.max_batch_size:
             return [batch]
         chunks = []
-        for start in range(0, rows, self.max_batch_size):
+        for start in range(0, batch.rows, self.max_batch_size):
             mask = batch.attention_mask[start : start + self.max_batch_size]
             width = int(mask.sum(axis=1).max())
             chunks.append(
@@ -110,9 +128,9 @@ class BatchingRunner:
             )
         return chunks
 
-    def _enqueue(self, batch: PaddedBatch) -> asyncio.Future[InferenceOutput]:
+    def _enqueue(self, batch: PaddedBatch, heads: bool) -> asyncio.Future[Computed]:
         assert self._wakeup is not None
-        waiting = _Waiting(batch, asyncio.get_running_loop().create_future())
+        waiting = _Waiting(batch, heads, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
         self._queued_texts += waiting.rows
         self._wakeup.set()
@@ -157,12 +175,22 @@ class BatchingRunner:
             await self._run(taken)
 
     def _take(self) -> list[_Waiting]:
-        """The oldest requests that fit in one batch; the first always goes."""
-        taken = [self._queue.popleft()]
-        rows = taken[0].rows
-        while self._queue and rows + self._queue[0].rows <= self.max_batch_size:
+        """The oldest request, and the next ones that fit beside it in one batch and ask for
+        the same outputs; the others keep their places."""
+        first = self._queue.popleft()
+        taken = [first]
+        rows = first.rows
+        skipped: list[_Waiting] = []
+        while self._queue and rows < self.max_batch_size:
+            waiting = self._queue[0]
+            if waiting.heads != first.heads:
+                skipped.append(self._queue.popleft())
+                continue
+            if rows + waiting.rows > self.max_batch_size:
+                break
             taken.append(self._queue.popleft())
-            rows += taken[-1].rows
+            rows += waiting.rows
+        self._queue.extendleft(reversed(skipped))
         self._queued_texts -= rows
         if not self._queue and self._wakeup is not None:
             self._wakeup.clear()
@@ -172,38 +200,47 @@ class BatchingRunner:
         live = [waiting for waiting in taken if not waiting.future.done()]
         if not live:
             return
+        started = time.perf_counter()
         try:
             merged = self.merge([waiting.batch for waiting in live])
-            output = await self.runner.run(merged)
+            computed = await self.runner.run(merged, live[0].heads)
         except Exception as exc:
             for waiting in live:
                 if not waiting.future.done():
                     waiting.future.set_exception(exc)
             return
-        start = 0
+        outputs = computed.outputs
+        row = 0
         for waiting in live:
-            rows, length = waiting.batch.input_ids.shape
+            rows, length = waiting.batch.rows, waiting.batch.length
             if not waiting.future.done():
+                heads = outputs.heads
                 waiting.future.set_result(
-                    InferenceOutput(
-                        probabilities=output.probabilities[start : start + rows],  # (b, C)
-                        attention=output.attention[start : start + rows, :length],  # (b, t)
+                    Computed(
+                        GraphOutputs(
+                            probabilities=outputs.probabilities[row : row + rows],  # (b, C)
+                            attention=outputs.attention[row : row + rows, :length],  # (b, t)
+                            heads=None
+                            if heads is None
+                            else heads[row : row + rows, :, :, :length, :length],
+                        ),
+                        queue_ms=(started - waiting.queued_at) * 1000.0,
+                        inference_ms=computed.inference_ms,
                     )
                 )
-            start += rows
+            row += rows
 
     def merge(self, batches: list[PaddedBatch]) -> PaddedBatch:
         """Pads every batch once to the longest row: (sum of b, max of t)."""
         if len(batches) == 1:
             return batches[0]
-        rows = sum(int(b.input_ids.shape[0]) for b in batches)
-        length = max(int(b.input_ids.shape[1]) for b in batches)
+        rows = sum(b.rows for b in batches)
+        length = max(b.length for b in batches)
         input_ids = np.full((rows, length), self.pad_id, dtype=np.int64)
         attention_mask = np.zeros((rows, length), dtype=np.int64)
         start = 0
         for b in batches:
-            count, width = b.input_ids.shape
-            input_ids[start : start + count, :width] = b.input_ids
-            attention_mask[start : start + count, :width] = b.attention_mask
-            start += count
+            input_ids[start : start + b.rows, : b.length] = b.input_ids
+            attention_mask[start : start + b.rows, : b.length] = b.attention_mask
+            start += b.rows
         return PaddedBatch(input_ids=input_ids, attention_mask=attention_mask)

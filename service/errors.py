@@ -1,7 +1,8 @@
-"""The service's errors, and the one place that turns them into HTTP responses.
+"""The service's errors: a small closed family, each carrying its HTTP status and code.
 
-ServiceError                 answered as {"error": {code, message, details}}, or on the Open
-│                            Inference Protocol's /v2 routes as its {"error": message}
+`error_responses.py` answers them (one body shape per API); nothing here knows HTTP frameworks.
+
+ServiceError                 a request answered with `status_code`, `code`, message, details
 ├── InvalidRequest           422  the body is not valid JSON or does not fit the schema
 ├── InvalidInferenceRequest  400  a /v2 inference request the protocol does not allow
 ├── EmptyText                422  a text has no tokens: nothing to classify
@@ -30,24 +31,9 @@ StartupError                 the service cannot start; raised before serving any
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
-from starlette.types import Receive, Scope, Send
-
-from attnserve.service.headers import API_POLICY, SECURITY_HEADERS
-from attnserve.service.oip.schemas import ProtocolErrorBody
-from attnserve.service.request_id import HEADER as REQUEST_ID_HEADER
-from attnserve.service.request_id import current_request_id
-from attnserve.service.schemas import ErrorBody, ErrorInfo
-
-logger = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -255,127 +241,3 @@ class ArtifactError(StartupError):
 
 class RepositoryError(StartupError):
     pass
-
-
-def error_response(error: ServiceError, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The response for any error, whoever answers it (a route, a handler, a middleware)."""
-    return ErrorResponse(error, headers)
-
-
-class ErrorResponse(JSONResponse):
-    """The one body shape of every error; the Open Inference Protocol's on its /v2 routes.
-
-    The shape is picked when the response is sent, from the request's path, so middleware
-    that refuses a request before any route sees it answers /v2 clients in their shape too.
-    """
-
-    def __init__(self, error: ServiceError, headers: Mapping[str, str] | None = None) -> None:
-        body = ErrorBody(
-            error=ErrorInfo(code=error.code, message=error.message, details=error.details)
-        )
-        super().__init__(body.model_dump(), status_code=error.status_code, headers=headers)
-        self.error = error
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if is_oip_route(scope):
-            self.body = self.render(ProtocolErrorBody(error=self.error.message).model_dump())
-            self.headers["content-length"] = str(len(self.body))
-        await super().__call__(scope, receive, send)
-
-
-def is_oip_route(scope: Scope) -> bool:
-    """The request is for the Open Inference Protocol's /v2 routes (under any root path)."""
-    path: str = scope.get("path", "")
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    return path == "/v2" or path.startswith("/v2/")
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Maps every error the app can raise to `error_response`."""
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
-
-
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
-    return _answer(request, exc, exc.headers)
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    return _answer(request, _invalid_request(exc))
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
-    error: ServiceError
-    if exc.status_code == 404:
-        error = NotFound(f"No route for {request.method} {request.url.path}.")
-    elif exc.status_code == 400:
-        # FastAPI's answer to a body that cannot even be decoded (e.g. invalid UTF-8).
-        error = InvalidRequest(f"body: Invalid JSON: {exc.detail}")
-    elif exc.status_code == 405:
-        error = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.")
-    else:
-        error = OtherHTTPError(exc.status_code, str(exc.detail))
-    return _answer(request, error, exc.headers)
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("internal_error", extra={"path": request.url.path}, exc_info=exc)
-    # Starlette sends this answer from outside every middleware of ours: it gets their headers
-    # here (the request id is still set: the request-id middleware keeps it for this log).
-    headers = {**SECURITY_HEADERS, "Content-Security-Policy": API_POLICY}
-    request_id = current_request_id.get()
-    if request_id is not None:
-        headers[REQUEST_ID_HEADER] = request_id
-    return error_response(InternalError(), headers)
-
-
-def _answer(
-    request: Request, error: ServiceError, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    _log_rejection(request.url.path, error)
-    return error_response(error, headers)
-
-
-async def refuse(
-    error: ServiceError,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    headers: Mapping[str, str] | None = None,
-) -> None:
-    """Answers `error` from a middleware, before any route sees the request, and logs it."""
-    _log_rejection(scope["path"], error)
-    await error_response(error, headers)(scope, receive, send)
-
-
-def _log_rejection(path: str, error: ServiceError) -> None:
-    logger.info(
-        "request_rejected", extra={"path": path, "status": error.status_code, "code": error.code}
-    )
-
-
-def _invalid_request(exc: RequestValidationError) -> InvalidRequest:
-    """Names the field path of every problem, e.g. `body.texts.0: Input should be a string`."""
-    problems = [_problem(error) for error in exc.errors()]
-    summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
-    return InvalidRequest(summary, {"errors": problems})
-
-
-def _problem(error: Mapping[str, Any]) -> dict[str, str]:
-    field = ".".join(str(part) for part in error["loc"])
-    message = error["msg"]
-    if error["type"] == "json_invalid":
-        # The location ends with a character position, not a field.
-        field = "body"
-        message = f"Invalid JSON: {error.get('ctx', {}).get('error', message)}"
-    elif error["loc"] == ("body",) and isinstance(error.get("input"), bytes):
-        # FastAPI passes the raw bytes on when the Content-Type is not JSON (curl -d sends a form).
-        message = "Expected a JSON object sent with Content-Type: application/json"
-    return {"field": field, "message": message, "type": error["type"]}

@@ -1,12 +1,14 @@
-"""The inference interface: a padded batch in, probabilities and attention out.
+"""One ONNX Runtime session, run off the event loop: a padded batch in, the graph's outputs out.
 
-The predictor depends only on `InferenceRunner`, so a batching runner can stand in for
-`OnnxModelRunner` without the predictor changing.
+`SessionRunner` is the innermost link of a model's runner chain (service/registry.py builds
+it): the batcher in front of it merges requests, and the predictor only sees `Runner`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -14,38 +16,69 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from attnserve.artifact.manifest import OUTPUT_NAMES
-from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.artifact.graph import HEADS_OUTPUT, OUTPUT_NAMES, PaddedBatch
+from attnserve.service.errors import Overloaded
+
+# Told the size of every batch ONNX Runtime runs (the metrics' batch-size histogram).
+BatchObserver = Callable[[int], None]
 
 
 @dataclass(frozen=True)
-class InferenceOutput:
+class GraphOutputs:
     """The graph's outputs for one batch."""
 
     probabilities: npt.NDArray[np.float32]  # (B, C)
     attention: npt.NDArray[np.float32]  # (B, T), zero on padding
+    heads: npt.NDArray[np.float32] | None = None  # (B, L, h, T, T), only when asked for
 
 
-class InferenceRunner(Protocol):
-    async def run(self, batch: PaddedBatch) -> InferenceOutput: ...
+@dataclass(frozen=True)
+class Computed:
+    """A batch's outputs, and how long it waited for its turn and then ran, in milliseconds."""
 
-    def run_sync(self, batch: PaddedBatch) -> InferenceOutput: ...
+    outputs: GraphOutputs
+    queue_ms: float
+    inference_ms: float
 
 
-class OnnxModelRunner:
-    """Runs one ONNX Runtime session; `run` keeps the event loop free while it computes."""
+class Runner(Protocol):
+    """What a predictor runs its padded batch on: a session, or a batcher in front of one."""
 
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def refusal(self, rows: int) -> Overloaded | None:
+        """Overloaded when `rows` more texts would not be taken now, else None."""
+        ...
+
+    async def run(self, batch: PaddedBatch, heads: bool = False) -> Computed: ...
+
+    async def close(self) -> None: ...
+
+
+class SessionRunner:
+    """Runs one session; each call computes in a worker thread (ONNX Runtime releases the GIL,
+    so it runs in parallel with the event loop)."""
+
+    def __init__(self, session: ort.InferenceSession, observe: BatchObserver | None = None):
         self.session = session
+        self.observe = observe
 
-    def run_sync(self, batch: PaddedBatch) -> InferenceOutput:
-        feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-        probabilities, attention = self.session.run(list(OUTPUT_NAMES), feeds)
-        return InferenceOutput(
-            probabilities=np.asarray(probabilities, dtype=np.float32),
-            attention=np.asarray(attention, dtype=np.float32),
+    def compute(self, batch: PaddedBatch, heads: bool = False) -> GraphOutputs:
+        names = [*OUTPUT_NAMES, HEADS_OUTPUT] if heads else list(OUTPUT_NAMES)
+        if self.observe is not None:
+            self.observe(batch.rows)
+        results = self.session.run(names, batch.feeds())
+        return GraphOutputs(
+            probabilities=np.asarray(results[0], dtype=np.float32),
+            attention=np.asarray(results[1], dtype=np.float32),
+            heads=np.asarray(results[2], dtype=np.float32) if heads else None,
         )
 
-    async def run(self, batch: PaddedBatch) -> InferenceOutput:
-        # ONNX Runtime releases the GIL, so a worker thread runs it in parallel with the loop.
-        return await asyncio.to_thread(self.run_sync, batch)
+    def refusal(self, rows: int) -> Overloaded | None:
+        return None  # no queue: every call runs at once, in its own thread
+
+    async def run(self, batch: PaddedBatch, heads: bool = False) -> Computed:
+        start = time.perf_counter()
+        outputs = await asyncio.to_thread(self.compute, batch, heads)
+        return Computed(outputs, queue_ms=0.0, inference_ms=(time.perf_counter() - start) * 1e3)
+
+    async def close(self) -> None:
+        return None

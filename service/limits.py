@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from attnserve.service.errors import BodyTooLarge, refuse
+from attnserve.service.error_responses import ErrorResponder
+from attnserve.service.errors import BodyTooLarge
 
 
 class BodySizeLimit:
@@ -14,9 +15,10 @@ class BodySizeLimit:
     anyway to parse it, and a refusal never reaches the app half-read.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, responder: ErrorResponder) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.responder = responder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -24,7 +26,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await refuse(BodyTooLarge(self.max_body_bytes), scope, receive, send)
+            await self.responder.refuse(BodyTooLarge(self.max_body_bytes), scope, receive, send)
             return
         chunks = []
         size = 0
@@ -36,7 +38,8 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await refuse(BodyTooLarge(self.max_body_bytes), scope, receive, send)
+                error = BodyTooLarge(self.max_body_bytes)
+                await self.responder.refuse(error, scope, receive, send)
                 return
             chunks.append(chunk)
             more_body = message.get("more_body", False)

@@ -9,19 +9,17 @@ from pathlib import Path
 import onnxruntime as ort
 from pydantic import ValidationError
 
+from attnserve.artifact.graph import HEADS_OUTPUT, INPUT_NAMES, OUTPUT_NAMES
 from attnserve.artifact.manifest import (
     FORMAT_VERSION,
-    HEADS_OUTPUT,
-    INPUT_NAMES,
     MANIFEST_FILE,
     MODEL_FILE,
-    OUTPUT_NAMES,
     TOKENIZER_FILE,
     Manifest,
 )
 from attnserve.artifact.tokenizer import TextEncoder
 from attnserve.service.errors import ArtifactError
-from attnserve.service.inference import OnnxModelRunner
+from attnserve.service.inference import SessionRunner
 from attnserve.service.providers import SessionConfig
 
 # ONNX Runtime's names for the element types a manifest may declare.
@@ -137,7 +135,7 @@ def _check_runs(
     """One tiny batch through the graph, so that a model that cannot run fails now."""
     batch = encoder.pad(encoder.encode(["ok"]))
     try:
-        output = OnnxModelRunner(session).run_sync(batch)
+        output = SessionRunner(session).compute(batch)
     except Exception as exc:
         raise ArtifactError(f"{model_dir}: the model fails on a one-text batch: {exc}") from exc
     for name, shape, expected in (

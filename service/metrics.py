@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -24,11 +23,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from attnserve.artifact.tokenizer import PaddedBatch
-from attnserve.service.inference import InferenceOutput, InferenceRunner
-from attnserve.service.predictor import PredictResult
+from attnserve.service.predictions import Predictions, Timings
 from attnserve.service.registry import ModelRegistry
-from attnserve.service.scope import route_template
+from attnserve.service.route_label import route_template
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -142,65 +139,38 @@ class Metrics:
     def observe_models(self, registry: ModelRegistry | None) -> None:
         """Records the served models (None: none, e.g. after shutdown)."""
         self.model_info.clear()
-        predictors = registry.predictors if registry is not None else {}
-        self.models_loaded.set(len(predictors))
-        for name, predictor in predictors.items():
+        served = registry.served() if registry is not None else []
+        self.models_loaded.set(len(served))
+        for predictor in served:
             info = predictor.info
-            self.model_info.labels(name, info.version, info.architecture, info.provider).set(1)
+            self.model_info.labels(info.name, info.version, info.architecture, info.provider).set(1)
 
-    def observe_prediction(self, result: PredictResult) -> None:
+    def observe_prediction(self, predictions: Predictions, timings: Timings) -> None:
         """Records one answered prediction request: its stages, texts and tokens."""
-        model = result.model
-        for stage, milliseconds in result.timings.items():
+        model = predictions.model
+        for stage, milliseconds in timings.stages().items():
             self.stage_seconds.labels(model, stage).observe(milliseconds / 1000.0)
-        predictions = result.predictions
-        self.request_texts.labels(model).observe(len(predictions))
-        self.texts.labels(model).inc(len(predictions))
-        for prediction in predictions:
-            self.text_tokens.labels(model).observe(len(prediction["tokens"]))
-            self.tokens.labels(model).inc(len(prediction["tokens"]))
-            if prediction["truncated"]:
-                self.truncated.labels(model).inc()
+        texts = len(predictions.texts)
+        self.request_texts.labels(model).observe(texts)
+        self.texts.labels(model).inc(texts)
+        for count in predictions.token_counts:
+            self.text_tokens.labels(model).observe(count)
+        self.tokens.labels(model).inc(sum(predictions.token_counts))
+        truncated = sum(predictions.truncated)
+        if truncated:
+            self.truncated.labels(model).inc(truncated)
 
     def observe_batch(self, model: str, size: int) -> None:
-        """Records one batch handed to ONNX Runtime."""
+        """Records one batch handed to ONNX Runtime (merged batches counted as run)."""
         self.batch_size.labels(model).observe(size)
 
-    def measure_batches(self, registry: ModelRegistry) -> None:
-        """Makes every model record the batches ONNX Runtime runs.
 
-        The innermost runner is measured (a runner that wraps another, like a batcher, has it
-        as `runner`), so merged batches are counted as run, not as requested.
-        """
-        for name, predictor in registry.predictors.items():
-            holder: Any = predictor
-            while hasattr(holder.runner, "runner"):
-                holder = holder.runner
-            holder.runner = MeasuredRunner(holder.runner, self, name)
-
-
-def record_prediction(request: Request, result: PredictResult) -> None:
-    """Counts an answered prediction in the app's metrics, and its model in the request's labels."""
+def record_prediction(request: Request, predictions: Predictions, timings: Timings) -> None:
+    """Counts an answered prediction in the app's metrics (with its stages' final `timings`),
+    and its model in the request's labels."""
     metrics: Metrics = request.app.state.metrics
-    metrics.observe_prediction(result)
-    setattr(request.state, MODEL_STATE, result.model)
-
-
-class MeasuredRunner:
-    """An `InferenceRunner` that records the size of every batch it hands on."""
-
-    def __init__(self, runner: InferenceRunner, metrics: Metrics, model: str) -> None:
-        self.runner = runner
-        self.metrics = metrics
-        self.model = model
-
-    async def run(self, batch: PaddedBatch) -> InferenceOutput:
-        self.metrics.observe_batch(self.model, len(batch.input_ids))
-        return await self.runner.run(batch)
-
-    def run_sync(self, batch: PaddedBatch) -> InferenceOutput:
-        self.metrics.observe_batch(self.model, len(batch.input_ids))
-        return self.runner.run_sync(batch)
+    metrics.observe_prediction(predictions, timings)
+    setattr(request.state, MODEL_STATE, predictions.model)
 
 
 class MetricsMiddleware:
@@ -238,6 +208,6 @@ def _model(scope: Scope) -> str:
         return str(state[MODEL_STATE])
     name = (scope.get("path_params") or {}).get("name")
     registry = getattr(getattr(scope.get("app"), "state", None), "registry", None)
-    if isinstance(registry, ModelRegistry) and name in registry.predictors:
-        return str(name)
+    if isinstance(registry, ModelRegistry) and isinstance(name, str) and registry.serves(name):
+        return name
     return ""

@@ -1,4 +1,5 @@
-"""Every model of a repository, loaded and verified: `<repository>/<name>/<version>/`.
+"""Every model of a repository, loaded and verified: `<repository>/<name>/<version>/`, each
+with its runner chain (`build_predictor`: session -> batcher -> predictor).
 
 The default model (answering `POST /v1/predict`) is ATTNSERVE_DEFAULT_MODEL, else the name in
 the repository's `default_model.txt`, else the repository's only model.
@@ -6,13 +7,24 @@ the repository's `default_model.txt`, else the repository's only model.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from attnserve.service.errors import ArtifactError, ModelNotFound, ModelUnavailable, RepositoryError
+from attnserve.service.batching import Batcher
+from attnserve.service.errors import (
+    ArtifactError,
+    ModelNotFound,
+    ModelNotReady,
+    ModelUnavailable,
+    RepositoryError,
+    ServiceError,
+)
+from attnserve.service.inference import Runner, SessionRunner
 from attnserve.service.loading import LoadedModel, load_artifact
-from attnserve.service.predictor import Predictor
+from attnserve.service.predictor import Limits, Predictor
 from attnserve.service.providers import SessionConfig
 from attnserve.service.schemas import ModelList, UnavailableModel
 from attnserve.service.settings import Settings
@@ -20,6 +32,9 @@ from attnserve.service.settings import Settings
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_FILE = "default_model.txt"
+
+# Told the size of each batch a model runs: (model name, texts in the batch).
+BatchSizeObserver = Callable[[str, int], None]
 
 
 class ModelRegistry:
@@ -36,7 +51,9 @@ class ModelRegistry:
         self.unavailable = unavailable or {}
 
     @classmethod
-    def load(cls, settings: Settings) -> ModelRegistry:
+    def load(
+        cls, settings: Settings, observe_batch: BatchSizeObserver | None = None
+    ) -> ModelRegistry:
         """Loads the highest version of every model; a broken one is set aside with its reason.
 
         Raises RepositoryError when the layout is wrong or no model at all can be served.
@@ -50,7 +67,7 @@ class ModelRegistry:
         for name, model_dir in found.items():
             start = time.perf_counter()
             try:
-                predictors[name] = Predictor(_load(name, model_dir, config), settings)
+                model = _load(name, model_dir, config)
             except ArtifactError as exc:
                 # The client sees the reason without the server's paths; the log has them.
                 reason = str(exc).replace(f"{model_dir}: ", "").replace(str(model_dir), ".")
@@ -62,6 +79,7 @@ class ModelRegistry:
                     extra={"model": name, "directory": str(model_dir), "reason": str(exc)},
                 )
                 continue
+            predictors[name] = build_predictor(model, settings, observe_batch)
             logger.info(
                 "model_loaded",
                 extra={
@@ -80,6 +98,9 @@ class ModelRegistry:
     def names(self) -> list[str]:
         return sorted(self.predictors)
 
+    def serves(self, name: str) -> bool:
+        return name in self.predictors
+
     def get(self, name: str | None = None) -> Predictor:
         """The named model's predictor; None: the default model's."""
         name = self.default_model if name is None else name
@@ -89,9 +110,22 @@ class ModelRegistry:
             raise ModelNotFound(name, self.names)
         return self.predictors[name]
 
-    def is_ready(self, policy: str) -> bool:
-        """`all`: every model loaded; `any`: at least one did (there always is one)."""
-        return policy == "any" or not self.unavailable
+    def refusal(self, name: str | None = None) -> ServiceError | None:
+        """Why the named model (None: the default) would refuse a request now, before its body
+        is read: a full queue. None also for an unknown or unavailable model, whose route
+        answers what is wrong."""
+        predictor = self.predictors.get(self.default_model if name is None else name)
+        return None if predictor is None else predictor.refusal()
+
+    def check_ready(self, policy: str) -> None:
+        """Raises ModelNotReady unless ready by `policy`: `all`: every model loaded; `any`: at
+        least one did (there always is one)."""
+        if policy == "all" and self.unavailable:
+            raise ModelNotReady(sorted(self.unavailable))
+
+    def served(self) -> list[Predictor]:
+        """The served models' predictors, by name."""
+        return [self.predictors[name] for name in self.names]
 
     async def close(self) -> None:
         """Stops every model's batcher."""
@@ -101,9 +135,35 @@ class ModelRegistry:
     def list_models(self) -> ModelList:
         return ModelList(
             default_model=self.default_model,
-            models=[self.predictors[name].info for name in self.names],
+            models=[predictor.info for predictor in self.served()],
             unavailable=[self.unavailable[name] for name in sorted(self.unavailable)],
         )
+
+
+def build_predictor(
+    model: LoadedModel, settings: Settings, observe_batch: BatchSizeObserver | None = None
+) -> Predictor:
+    """The model's runner chain, in one place: its session, run in a worker thread (batch sizes
+    told to `observe_batch`), behind a batcher unless batching is off, under a predictor.
+
+    The batch size is the setting's for this model, else the manifest's serving hint, else the
+    setting's default."""
+    name = model.manifest.name
+    observe = None if observe_batch is None else functools.partial(observe_batch, name)
+    session = SessionRunner(model.session, observe)
+    runner: Runner = session
+    if settings.batching:
+        runner = Batcher(
+            session,
+            pad_id=model.encoder.pad_id,
+            max_batch_size=settings.batch_max_sizes.get(name)
+            or model.manifest.serving.max_batch_size
+            or settings.batch_max_size,
+            max_delay_ms=settings.batch_max_delay_ms,
+            max_queue_texts=settings.batch_queue_texts,
+        )
+    limits = Limits(max_texts=settings.max_texts_per_request, max_chars=settings.max_text_chars)
+    return Predictor(model, runner, limits)
 
 
 def _load(name: str, model_dir: Path, config: SessionConfig) -> LoadedModel:

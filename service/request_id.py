@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from attnserve.service.scope import header, route_template
+from attnserve.service.route_label import route_template
 
 HEADER = "X-Request-ID"
 # A client's id is kept when it is short and plain; anything else (it is logged) is replaced.
@@ -46,7 +46,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = accepted_request_id(header(scope, b"x-request-id"))
+        request_id = accepted_request_id(_header(scope, b"x-request-id"))
         token = current_request_id.set(request_id)
         start = time.perf_counter()
         status = 500
@@ -82,3 +82,11 @@ def accepted_request_id(given: str | None) -> str:
     if given is not None and _ACCEPTED.fullmatch(given):
         return given
     return uuid.uuid4().hex
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header `name` (lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from attnserve.service.errors import ModelNotReady
 from attnserve.service.metrics import CONTENT_TYPE, Metrics, record_prediction
-from attnserve.service.predictor import PredictResult
+from attnserve.service.predictions import Predictions
 from attnserve.service.registry import ModelRegistry
 from attnserve.service.schemas import (
     ErrorBody,
@@ -19,6 +20,7 @@ from attnserve.service.schemas import (
     PredictResponse,
     Readiness,
 )
+from attnserve.service.v1_json import predict_response_json
 
 
 async def _registry(request: Request) -> ModelRegistry:
@@ -62,6 +64,10 @@ async def predict_with(
     return _answered(await predictor.predict(body.all_texts(), body.detail), request)
 
 
+# The routes that run a model (admission refuses them while its queue is full).
+INFERENCE_ENDPOINTS = (predict, predict_with)
+
+
 @router.get("/v1/models", responses=_errors(503), tags=["models"])
 async def list_models(registry: Registry) -> ModelList:
     """List the served models and the default one."""
@@ -83,8 +89,7 @@ async def healthz() -> Health:
 @router.get("/readyz", responses=_errors(503), tags=["health"])
 async def readyz(registry: Registry, request: Request) -> Readiness:
     """Readiness: the models are loaded and verified (every one, or at least one: the policy)."""
-    if not registry.is_ready(request.app.state.settings.readiness):
-        raise ModelNotReady(sorted(registry.unavailable))
+    registry.check_ready(request.app.state.settings.readiness)
     return Readiness()
 
 
@@ -95,14 +100,14 @@ async def metrics(request: Request) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-def _answered(result: PredictResult, request: Request) -> Response:
+def _answered(predictions: Predictions, request: Request) -> Response:
     """The response, with its stages' times in `Server-Timing` and in the metrics."""
-    record_prediction(request, result)
-    # Our own response, encoded once in pydantic's core: FastAPI would otherwise validate it
-    # against `response_model` and encode it in Python.
-    timings = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in result.timings.items())
+    # Our own response, encoded once: FastAPI would otherwise validate it against
+    # `response_model` and encode it in Python.
+    start = time.perf_counter()
+    body = predict_response_json(predictions)
+    timings = predictions.timings.plus_postprocess((time.perf_counter() - start) * 1000.0)
+    record_prediction(request, predictions, timings)
     return Response(
-        result.json(),
-        media_type="application/json",
-        headers={"Server-Timing": timings},
+        body, media_type="application/json", headers={"Server-Timing": timings.server_timing()}
     )

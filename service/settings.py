@@ -81,13 +81,13 @@ class Settings(BaseSettings):
     """Merge concurrent requests' texts into shared ONNX Runtime calls (service/batching.py)."""
 
     batch_max_size: int = Field(default=32, ge=1)
-    """Most texts in one batched ONNX Runtime call (a larger request is cut into several)."""
+    """Most texts in one batched ONNX Runtime call (a larger request is cut into several), for
+    a model whose manifest gives no `serving.max_batch_size`."""
 
-    batch_max_sizes: dict[str, int] = {"minilm-attention": 1}
-    """Per-model `batch_max_size`, as a JSON object (`{"name": size}`). The pretrained encoder
-    runs one text at a time by default: on a 2-core CPU without int8 dot-product instructions
-    its per-text cost hardly falls with batching, and padding to the longest text adds to it
-    (bench.http served it about twice as fast at 32 connections so; BENCHMARKS.md)."""
+    batch_max_sizes: dict[str, int] = {}
+    """Per-model `batch_max_size`, as a JSON object (`{"name": size}`), over the model's own
+    serving hint (its manifest's `serving.max_batch_size`: 1 for the pretrained encoder, which
+    pays more for padding than it saves by batching) and over `batch_max_size`."""
 
     batch_max_delay_ms: float = Field(default=0.0, ge=0.0)
     """Longest a batch waits for more texts once one is queued; 0 takes only what is waiting."""

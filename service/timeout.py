@@ -10,7 +10,8 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from attnserve.service.errors import RequestTimeout, error_response
+from attnserve.service.error_responses import ErrorResponder
+from attnserve.service.errors import RequestTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -18,9 +19,10 @@ logger = logging.getLogger(__name__)
 class RequestDeadline:
     """Pure ASGI middleware. A response already under way when time runs out is cut short."""
 
-    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+    def __init__(self, app: ASGIApp, timeout_s: float, responder: ErrorResponder) -> None:
         self.app = app
         self.timeout_s = timeout_s
+        self.responder = responder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,4 +48,5 @@ class RequestDeadline:
                 extra={"path": scope["path"], "limit_s": self.timeout_s, "started": started},
             )
             if not started:
-                await error_response(error, {"Retry-After": "1"})(scope, receive, send)
+                answer = self.responder.response(error, scope, {"Retry-After": "1"})
+                await answer(scope, receive, send)

@@ -23,7 +23,8 @@ from attnserve.service.oip.schemas import (
     ServerMetadata,
 )
 from attnserve.service.oip.tensors import deserialize_bytes, flatten_json
-from attnserve.service.predictor import Predictor, PredictResult
+from attnserve.service.predictions import Predictions
+from attnserve.service.predictor import Predictor
 from attnserve.service.registry import ModelRegistry
 
 EXTENSIONS = ["binary_tensor_data"]
@@ -32,12 +33,12 @@ _UNSUPPORTED = ("shared_memory_region", "classification")
 
 
 @dataclass(frozen=True)
-class InferenceAnswer:
-    """An encoded inference response, its content headers and the predictor's result."""
+class EncodedInference:
+    """The predictions of an inference request, encoded as its response and content headers."""
 
+    predictions: Predictions
     body: bytes
     headers: dict[str, str]
-    result: PredictResult
 
 
 def server_metadata() -> ServerMetadata:
@@ -67,7 +68,7 @@ def model_metadata(predictor: Predictor) -> ModelMetadata:
     )
 
 
-async def infer(predictor: Predictor, body: bytes, header_length: str | None) -> InferenceAnswer:
+async def infer(predictor: Predictor, body: bytes, header_length: str | None) -> EncodedInference:
     """Texts from the request's BYTES input -> predictor -> the requested output tensors."""
     header, binary_part = binary.split_body(body, header_length)
     request = _parse(header)
@@ -76,11 +77,10 @@ async def infer(predictor: Predictor, body: bytes, header_length: str | None) ->
     declared = [t.name for t in signature.output_tensors(manifest.labels, manifest.has_attention)]
     requested = _requested_outputs(request, declared, manifest.name)
 
-    result = await predictor.predict(texts)
+    predictions = await predictor.predict(texts)
 
     tensors = {
-        tensor.name: tensor
-        for tensor in signature.to_tensors(result.response, manifest.labels, manifest.has_attention)
+        tensor.name: tensor for tensor in signature.to_tensors(predictions, manifest.has_attention)
     }
     outputs = []
     parts = []
@@ -107,7 +107,7 @@ async def infer(predictor: Predictor, body: bytes, header_length: str | None) ->
         model_name=manifest.name, model_version=manifest.version, id=request.id, outputs=outputs
     )
     encoded, headers = binary.join_body(response.model_dump_json(exclude_none=True).encode(), parts)
-    return InferenceAnswer(encoded, headers, result)
+    return EncodedInference(predictions, encoded, headers)
 
 
 def _parse(header: bytes) -> InferenceRequest:

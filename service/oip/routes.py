@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from attnserve.service.errors import InvalidInferenceRequest, ModelNotReady
+from attnserve.service.errors import InvalidInferenceRequest
 from attnserve.service.metrics import record_prediction
 from attnserve.service.oip import binary, dataplane
 from attnserve.service.oip.schemas import (
@@ -58,8 +58,7 @@ async def server_live() -> ServerLive:
 @router.get("/health/ready", responses=_errors(503))
 async def server_ready(registry: Registry, request: Request) -> ServerReady:
     """Readiness: the models are loaded and verified (every one, or at least one: the policy)."""
-    if not registry.is_ready(request.app.state.settings.readiness):
-        raise ModelNotReady(sorted(registry.unavailable))
+    registry.check_ready(request.app.state.settings.readiness)
     return ServerReady()
 
 
@@ -112,6 +111,10 @@ async def infer_version(name: str, version: str, request: Request, registry: Reg
     return await _infer(request, registry, name, version)
 
 
+# The routes that run a model (admission refuses them while its queue is full).
+INFERENCE_ENDPOINTS = (infer, infer_version)
+
+
 async def _infer(
     request: Request,
     registry: ModelRegistry,
@@ -127,7 +130,8 @@ async def _infer(
     answer = await dataplane.infer(
         predictor, await request.body(), request.headers.get(binary.HEADER)
     )
-    record_prediction(request, answer.result)
-    timings = answer.result.timings
-    timing = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in timings.items())
-    return Response(answer.body, headers={**answer.headers, "Server-Timing": timing})
+    timings = answer.predictions.timings
+    record_prediction(request, answer.predictions, timings)
+    return Response(
+        answer.body, headers={**answer.headers, "Server-Timing": timings.server_timing()}
+    )

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from attnserve.service.errors import ServiceError
+
 # A parameter's value is a bool, a number or a string.
 Parameters = dict[str, bool | int | float | str]
 # Tensor data: flat or nested in row-major order.
@@ -115,3 +117,8 @@ class ProtocolErrorBody(BaseModel):
     """The body of every non-200 answer of a /v2 route."""
 
     error: str
+
+
+def protocol_error_body(error: ServiceError) -> dict[str, Any]:
+    """`ProtocolErrorBody` as the JSON it is sent as: the protocol has room for a message only."""
+    return {"error": error.message}

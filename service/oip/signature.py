@@ -1,5 +1,5 @@
 """What every attnserve model looks like on the protocol: one BYTES input of texts, and
-outputs built from the predictor's typed answer.
+outputs built straight from the predictor's arrays.
 
     text         BYTES [B]     (or [B, 1]) UTF-8 texts
     label        BYTES [B]     the most probable label
@@ -19,7 +19,7 @@ import numpy as np
 
 from attnserve.service.oip.schemas import MetadataTensor
 from attnserve.service.oip.tensors import Tensor
-from attnserve.service.schemas import PredictResponse
+from attnserve.service.predictions import Predictions
 
 INPUT_NAME = "text"
 PLATFORM = "onnxruntime_onnx"
@@ -42,29 +42,28 @@ def output_tensors(labels: list[str], has_attention: bool) -> list[MetadataTenso
     return [output for output in outputs if has_attention or output.name != "attention"]
 
 
-def to_tensors(response: PredictResponse, labels: list[str], has_attention: bool) -> list[Tensor]:
+def to_tensors(predictions: Predictions, has_attention: bool) -> list[Tensor]:
     """The predictions as the tensors `output_tensors` declares, in the same order."""
-    predictions = response.predictions
-    rows = len(predictions)
-    length = max(len(prediction.tokens) for prediction in predictions)
+    rows = len(predictions.texts)
+    length = max(predictions.token_counts)
     attention = np.zeros((rows, length), dtype=np.float32)
     starts = np.full((rows, length), PAD_OFFSET, dtype=np.int64)
     ends = np.full((rows, length), PAD_OFFSET, dtype=np.int64)
-    for row, prediction in enumerate(predictions):
-        for column, token in enumerate(prediction.tokens):
-            attention[row, column] = token.attention or 0.0
-            starts[row, column] = token.start
-            ends[row, column] = token.end
-    probabilities = np.array(
-        [[prediction.probabilities[label] for label in labels] for prediction in predictions],
-        dtype=np.float32,
-    )
+    for row, words in enumerate(predictions.words):
+        count = len(words.spans)
+        if count:
+            spans = np.asarray(words.spans, dtype=np.int64)  # (n, 2)
+            starts[row, :count] = spans[:, 0]
+            ends[row, :count] = spans[:, 1]
+        if words.weights is not None:
+            attention[row, :count] = words.weights
+    labels = predictions.labels
     tensors = [
-        Tensor("label", "BYTES", [rows], [prediction.label for prediction in predictions]),
-        Tensor("probabilities", "FP32", [rows, len(labels)], probabilities),
+        Tensor("label", "BYTES", [rows], [labels[i] for i in predictions.label_ids.tolist()]),
+        Tensor("probabilities", "FP32", [rows, len(labels)], predictions.probabilities),
         Tensor("attention", "FP32", [rows, length], attention),
         Tensor("token_start", "INT64", [rows, length], starts),
         Tensor("token_end", "INT64", [rows, length], ends),
-        Tensor("truncated", "BOOL", [rows], np.array([p.truncated for p in predictions])),
+        Tensor("truncated", "BOOL", [rows], np.array(predictions.truncated, dtype=bool)),
     ]
     return [tensor for tensor in tensors if has_attention or tensor.name != "attention"]

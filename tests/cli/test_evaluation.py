@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from attnserve.cli.evaluation import EvaluationError, EvaluationReport, evaluate
+from attnserve.artifact.split import SplitMismatch
+from attnserve.cli.evaluation import EvaluationReport, evaluate
 from tests.conftest import REPO_ROOT, cpu_settings
 
 
@@ -51,7 +52,7 @@ def test_a_data_file_that_changed_is_refused_with_both_hashes(
         handle.write("One more sentence.\t1\n")
 
     with pytest.raises(
-        EvaluationError,
+        SplitMismatch,
         match=rf"^Data file {paths[0]} has sha256 [0-9a-f]{{64}}, "
         rf"the model was trained on {recorded[0]['path']} with sha256 "
         rf"{recorded[0]['sha256']}$",
@@ -65,7 +66,7 @@ def test_the_wrong_number_of_data_files_is_refused(
     recorded = shipped_manifest["training"]["data"]
 
     with pytest.raises(
-        EvaluationError,
+        SplitMismatch,
         match=rf"^Got 0 data file\(s\), the model was trained on "
         rf"{len(recorded)}: ",
     ):
@@ -79,5 +80,5 @@ def test_a_split_that_differs_from_the_record_is_refused(model_copy: Path) -> No
     manifest["training"]["split"]["sizes"] = sizes | {"test": sizes["test"] + 1}
     manifest_path.write_text(json.dumps(manifest), "utf-8")
 
-    with pytest.raises(EvaluationError, match="these are not the examples the model was trained"):
+    with pytest.raises(SplitMismatch, match="these are not the examples the model was trained"):
         evaluate(model_copy, settings=cpu_settings(model_copy))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from html.parser import HTMLParser
 
 import pytest
@@ -9,9 +10,10 @@ from rich.console import Console
 
 from attnserve.cli.heatmap import html_heatmap, segments, shade, terminal_heatmap
 from attnserve.service.loading import LoadedModel
-from attnserve.service.predictor import Predictor
+from attnserve.service.registry import build_predictor
 from attnserve.service.schemas import PredictResponse
 from attnserve.service.settings import Settings
+from attnserve.service.v1_json import predict_response_json
 
 TEXTS = ["The battery life is great,  but the screen is awful!", "  Loved it. "]
 
@@ -19,7 +21,9 @@ TEXTS = ["The battery life is great,  but the screen is awful!", "  Loved it. "]
 @pytest.fixture(scope="module")
 def response(loaded_model: LoadedModel) -> PredictResponse:
     """The shipped model's real answer for TEXTS."""
-    return Predictor(loaded_model, Settings(providers="cpu")).predict_sync(TEXTS).response
+    predictor = build_predictor(loaded_model, Settings(providers="cpu", batching=False))
+    predictions = asyncio.run(predictor.predict(TEXTS))
+    return PredictResponse.model_validate_json(predict_response_json(predictions))
 
 
 def test_segments_are_the_whole_text_and_the_tokens_in_order(response: PredictResponse) -> None:

@@ -13,11 +13,10 @@ import pytest
 import torch
 
 from attnserve.artifact.data import DataSplit, load_sources, split_examples
+from attnserve.artifact.graph import INPUT_NAMES, OUTPUT_NAMES
 from attnserve.artifact.manifest import (
-    INPUT_NAMES,
     MANIFEST_FILE,
     MODEL_FILE,
-    OUTPUT_NAMES,
     TOKENIZER_FILE,
     DataFile,
     Manifest,
@@ -242,7 +241,7 @@ def test_onnx_runs_at_a_new_batch_and_length(
 
     probabilities, attention = session.run(
         list(OUTPUT_NAMES),
-        {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask},
+        batch.feeds(),
     )
 
     assert probabilities.shape == (5, 2) and probabilities.dtype == np.float32

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.artifact.graph import PaddedBatch
 from attnserve.service.app import create_app
-from attnserve.service.batching import BatchingRunner
+from attnserve.service.batching import Batcher
 from attnserve.service.errors import Overloaded
-from attnserve.service.inference import InferenceOutput, OnnxModelRunner
-from attnserve.service.loading import LoadedModel
+from attnserve.service.inference import GraphOutputs, SessionRunner
+from attnserve.service.loading import LoadedModel, load_artifact
+from attnserve.service.providers import CPU, SessionConfig
 from tests.conftest import cpu_settings
 
 TEXTS = [
@@ -33,21 +34,21 @@ TEXTS = [
 ]
 
 
-class RecordingRunner(OnnxModelRunner):
-    """The real runner, recording the shape of every batch it ran."""
+class RecordingRunner(SessionRunner):
+    """The real session runner, recording the shape of every batch it ran."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.shapes: list[tuple[int, int]] = []
 
-    def run_sync(self, batch: PaddedBatch) -> InferenceOutput:
+    def compute(self, batch: PaddedBatch, heads: bool = False) -> GraphOutputs:
         self.shapes.append(batch.input_ids.shape)
-        return super().run_sync(batch)
+        return super().compute(batch, heads)
 
 
-def _one_by_one(model: LoadedModel, texts: list[str]) -> list[InferenceOutput]:
-    runner = OnnxModelRunner(model.session)
-    return [runner.run_sync(model.encoder.pad(model.encoder.encode([text]))) for text in texts]
+def _one_by_one(model: LoadedModel, texts: list[str]) -> list[GraphOutputs]:
+    runner = SessionRunner(model.session)
+    return [runner.compute(model.encoder.pad(model.encoder.encode([text]))) for text in texts]
 
 
 @pytest.mark.anyio
@@ -55,7 +56,7 @@ async def test_concurrent_texts_share_batches_and_get_their_one_by_one_answers(
     loaded_model: LoadedModel,
 ) -> None:
     inner = RecordingRunner(loaded_model.session)
-    batcher = BatchingRunner(
+    batcher = Batcher(
         inner, loaded_model.encoder.pad_id, max_batch_size=3, max_delay_ms=50, max_queue_texts=64
     )
     encoder = loaded_model.encoder
@@ -75,7 +76,8 @@ async def test_concurrent_texts_share_batches_and_get_their_one_by_one_answers(
         max(lengths[3:6]),
         max(lengths[6:8]),
     ]
-    for text, together, alone in zip(TEXTS, batched, _one_by_one(loaded_model, TEXTS), strict=True):
+    for text, computed, alone in zip(TEXTS, batched, _one_by_one(loaded_model, TEXTS), strict=True):
+        together = computed.outputs
         assert together.attention.shape == alone.attention.shape, text
         np.testing.assert_allclose(together.probabilities, alone.probabilities, atol=1e-6)
         np.testing.assert_allclose(together.attention, alone.attention, atol=1e-6)
@@ -87,11 +89,11 @@ async def test_a_request_larger_than_a_batch_rides_in_several_cut_to_their_longe
 ) -> None:
     inner = RecordingRunner(loaded_model.session)
     encoder = loaded_model.encoder
-    batcher = BatchingRunner(inner, encoder.pad_id, 3, max_delay_ms=0, max_queue_texts=64)
+    batcher = Batcher(inner, encoder.pad_id, 3, max_delay_ms=0, max_queue_texts=64)
     batch = encoder.pad(encoder.encode(TEXTS))
 
     try:
-        together = await batcher.run(batch)
+        together = (await batcher.run(batch)).outputs
     finally:
         await batcher.close()
 
@@ -101,7 +103,7 @@ async def test_a_request_larger_than_a_batch_rides_in_several_cut_to_their_longe
         (3, max(lengths[3:6])),
         (2, max(lengths[6:8])),
     ]
-    alone = OnnxModelRunner(loaded_model.session).run_sync(batch)
+    alone = SessionRunner(loaded_model.session).compute(batch)
     assert together.attention.shape == alone.attention.shape == batch.input_ids.shape
     np.testing.assert_allclose(together.probabilities, alone.probabilities, atol=1e-6)
     np.testing.assert_allclose(together.attention, alone.attention, atol=1e-6)
@@ -113,11 +115,11 @@ async def test_padding_with_longer_neighbours_leaves_zero_attention_on_the_paddi
 ) -> None:
     # The invariance batching relies on, checked on the merged batch itself.
     encoder = loaded_model.encoder
-    batcher = BatchingRunner(
-        OnnxModelRunner(loaded_model.session), encoder.pad_id, 64, 0, max_queue_texts=64
+    batcher = Batcher(
+        SessionRunner(loaded_model.session), encoder.pad_id, 64, 0, max_queue_texts=64
     )
     merged = batcher.merge([encoder.pad(encoder.encode([text])) for text in TEXTS])
-    output = OnnxModelRunner(loaded_model.session).run_sync(merged)
+    output = SessionRunner(loaded_model.session).compute(merged)
 
     padding = merged.attention_mask == 0
     assert padding.any()
@@ -129,8 +131,8 @@ async def test_padding_with_longer_neighbours_leaves_zero_attention_on_the_paddi
 @pytest.mark.anyio
 async def test_a_full_queue_refuses_at_once_and_recovers(loaded_model: LoadedModel) -> None:
     encoder = loaded_model.encoder
-    batcher = BatchingRunner(
-        OnnxModelRunner(loaded_model.session),
+    batcher = Batcher(
+        SessionRunner(loaded_model.session),
         encoder.pad_id,
         max_batch_size=64,
         max_delay_ms=300,
@@ -144,8 +146,8 @@ async def test_a_full_queue_refuses_at_once_and_recovers(loaded_model: LoadedMod
         with pytest.raises(Overloaded) as refused:
             await batcher.run(encoder.pad(encoder.encode(["one more"])))
         assert refused.value.headers == {"Retry-After": "1"}
-        assert (await first).probabilities.shape == (2, 2)
-        assert (await batcher.run(two)).probabilities.shape == (2, 2)
+        assert (await first).outputs.probabilities.shape == (2, 2)
+        assert (await batcher.run(two)).outputs.probabilities.shape == (2, 2)
     finally:
         await batcher.close()
 
@@ -248,10 +250,56 @@ def test_a_models_own_batch_size_overrides_the_default(shipped_repository: Path)
     settings = cpu_settings(shipped_repository, batch_max_sizes={"lstm": 1})
     with TestClient(create_app(settings)) as client:
         registry = client.app.state.registry  # type: ignore[attr-defined]
-        sizes = {name: p.runner.max_batch_size for name, p in registry.predictors.items()}
+        sizes = {p.manifest.name: p.runner.max_batch_size for p in registry.served()}
         answer = client.post("/v1/models/lstm/predict", json={"texts": TEXTS})
 
     assert sizes["lstm"] == 1
     assert sizes["bilstm-additive"] == settings.batch_max_size
+    # the pretrained encoder's own serving hint, from its manifest
+    assert sizes["minilm-attention"] == 1
     assert answer.status_code == 200
     assert len(answer.json()["predictions"]) == len(TEXTS)
+
+
+class HeadsRecordingRunner(SessionRunner):
+    """The real session runner, recording each batch's rows and whether it computed heads."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.batches: list[tuple[int, bool]] = []
+
+    def compute(self, batch: PaddedBatch, heads: bool = False) -> GraphOutputs:
+        self.batches.append((batch.rows, heads))
+        return super().compute(batch, heads)
+
+
+@pytest.mark.anyio
+async def test_heads_ride_the_batcher_apart_and_match_an_unbatched_run(
+    shipped_repository: Path,
+) -> None:
+    model = load_artifact(
+        shipped_repository / "transformer" / "1", SessionConfig(providers=(CPU,), exact=True)
+    )
+    encoder = model.encoder
+    inner = HeadsRecordingRunner(model.session)
+    batcher = Batcher(inner, encoder.pad_id, 3, max_delay_ms=50, max_queue_texts=64)
+    batch = encoder.pad(encoder.encode(TEXTS))
+
+    try:
+        with_heads, plain = await asyncio.gather(
+            batcher.run(batch, heads=True), batcher.run(encoder.pad(encoder.encode(["fine"])))
+        )
+    finally:
+        await batcher.close()
+
+    # the 8-text heads request rides in batches of 3, 3 and 2; the plain one never joins them
+    assert sorted(inner.batches) == [(1, False), (2, True), (3, True), (3, True)]
+    assert plain.outputs.heads is None
+    alone = SessionRunner(model.session).compute(batch, heads=True)
+    assert with_heads.outputs.heads is not None and alone.heads is not None
+    for row, item in enumerate(encoder.encode(TEXTS)):
+        n = len(item.ids)  # a text's own tokens: padding rows and columns differ by batch
+        np.testing.assert_allclose(
+            with_heads.outputs.heads[row, :, :, :n, :n], alone.heads[row, :, :, :n, :n], atol=1e-5
+        )
+    np.testing.assert_allclose(with_heads.outputs.probabilities, alone.probabilities, atol=1e-5)

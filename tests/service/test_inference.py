@@ -1,12 +1,12 @@
-"""The ONNX runner on the shipped model: output shapes, and attention confined to real tokens."""
+"""The session runner on the shipped model: output shapes, and attention confined to real tokens."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from attnserve.artifact.tokenizer import PaddedBatch
-from attnserve.service.inference import OnnxModelRunner
+from attnserve.artifact.graph import PaddedBatch
+from attnserve.service.inference import SessionRunner
 from attnserve.service.loading import LoadedModel
 
 TEXTS = ["fine", "The screen is bright and the battery lasts all day", "Never again!"]
@@ -21,7 +21,7 @@ def test_probabilities_and_attention_are_distributions_over_real_tokens(
 ) -> None:
     batch = _batch(loaded_model)
 
-    output = OnnxModelRunner(loaded_model.session).run_sync(batch)
+    output = SessionRunner(loaded_model.session).compute(batch)
 
     rows, length = batch.input_ids.shape
     assert output.probabilities.shape == (rows, len(loaded_model.manifest.labels))
@@ -30,15 +30,19 @@ def test_probabilities_and_attention_are_distributions_over_real_tokens(
     np.testing.assert_allclose(output.probabilities.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(output.attention.sum(axis=1), 1.0, atol=1e-5)
     assert np.all(output.attention[batch.attention_mask == 0] == 0.0)
+    assert output.heads is None
 
 
 @pytest.mark.anyio
-async def test_run_in_a_worker_thread_equals_run_sync(loaded_model: LoadedModel) -> None:
-    runner = OnnxModelRunner(loaded_model.session)
+async def test_run_in_a_worker_thread_equals_computing_here(loaded_model: LoadedModel) -> None:
+    sizes: list[int] = []
+    runner = SessionRunner(loaded_model.session, sizes.append)
     batch = _batch(loaded_model)
 
     threaded = await runner.run(batch)
-    direct = runner.run_sync(batch)
+    direct = runner.compute(batch)
 
-    np.testing.assert_array_equal(threaded.probabilities, direct.probabilities)
-    np.testing.assert_array_equal(threaded.attention, direct.attention)
+    np.testing.assert_array_equal(threaded.outputs.probabilities, direct.probabilities)
+    np.testing.assert_array_equal(threaded.outputs.attention, direct.attention)
+    assert threaded.queue_ms == 0.0 and threaded.inference_ms > 0.0
+    assert sizes == [3, 3]

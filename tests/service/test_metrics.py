@@ -68,7 +68,8 @@ def test_predictions_are_counted_by_route_model_status_texts_and_tokens(
     assert value(found, "attnserve_batch_size_count", model=MODEL) == 2
     assert value(found, "attnserve_batch_size_sum", model=MODEL) == 4
     assert value(found, "attnserve_batch_size_bucket", model=MODEL, le="2.0") == 1
-    for stage in ("tokenize", "inference", "postprocess"):
+    # waiting for the batcher's worker is the queue stage, apart from inference
+    for stage in ("tokenize", "queue", "inference", "postprocess"):
         assert value(found, "attnserve_stage_duration_seconds_count", model=MODEL, stage=stage) == 2
         assert value(found, "attnserve_stage_duration_seconds_sum", model=MODEL, stage=stage) > 0
 

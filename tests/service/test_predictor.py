@@ -1,4 +1,4 @@
-"""The predictor outside HTTP: the service's and the tools' paths agree, limits come first."""
+"""The predictor outside HTTP: batched and unbatched paths agree, limits come first."""
 
 from __future__ import annotations
 
@@ -7,43 +7,46 @@ from pathlib import Path
 
 import pytest
 
-from attnserve.artifact.tokenizer import PaddedBatch
+from attnserve.artifact.graph import PaddedBatch
 from attnserve.service.errors import EmptyText, TextTooLong, TooManyTexts
-from attnserve.service.inference import InferenceOutput, OnnxModelRunner
+from attnserve.service.inference import GraphOutputs, SessionRunner
 from attnserve.service.loading import LoadedModel, load_artifact
-from attnserve.service.predictor import Predictor
+from attnserve.service.predictor import Limits, Predictor
 from attnserve.service.providers import CPU, SessionConfig
-from attnserve.service.settings import Settings
+from attnserve.service.registry import build_predictor
+from attnserve.service.v1_json import predict_response_json
 from tests.conftest import cpu_settings
 
 TEXTS = ["Great value, works perfectly.", "Stopped charging after a week", "meh"]
 
 
-class CountingRunner(OnnxModelRunner):
-    """The real runner, counting the batches it ran."""
+class CountingRunner(SessionRunner):
+    """The real session runner, counting the batches it ran."""
 
     runs = 0
 
-    def run_sync(self, batch: PaddedBatch) -> InferenceOutput:
+    def compute(self, batch: PaddedBatch, heads: bool = False) -> GraphOutputs:
         self.runs += 1
-        return super().run_sync(batch)
-
-
-def _settings(loaded_model: LoadedModel, **overrides: int) -> Settings:
-    return cpu_settings(loaded_model.directory.parent.parent, **overrides)
+        return super().compute(batch, heads)
 
 
 @pytest.mark.anyio
-async def test_predict_and_predict_sync_give_the_same_response(loaded_model: LoadedModel) -> None:
-    predictor = Predictor(loaded_model, _settings(loaded_model))
+async def test_the_batched_and_the_unbatched_chain_give_the_same_response(
+    loaded_model: LoadedModel,
+) -> None:
+    repository = loaded_model.directory.parent.parent
+    batched = build_predictor(loaded_model, cpu_settings(repository))
+    alone = build_predictor(loaded_model, cpu_settings(repository, batching=False))
 
-    served = await predictor.predict(TEXTS)
-    tooled = predictor.predict_sync(TEXTS)
+    served = await batched.predict(TEXTS)
+    direct = await alone.predict(TEXTS)
+    await batched.close()
 
-    assert served.response == tooled.response
-    assert list(served.timings) == ["tokenize", "inference", "postprocess"]
+    assert predict_response_json(served) == predict_response_json(direct)
+    assert list(served.timings.stages()) == ["tokenize", "queue", "inference", "postprocess"]
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("texts", "error"),
     [
@@ -53,37 +56,43 @@ async def test_predict_and_predict_sync_give_the_same_response(loaded_model: Loa
     ],
     ids=["count", "chars", "empty"],
 )
-def test_a_refused_request_runs_no_inference(
+async def test_a_refused_request_runs_no_inference(
     loaded_model: LoadedModel, texts: list[str], error: type[Exception]
 ) -> None:
     runner = CountingRunner(loaded_model.session)
-    settings = _settings(loaded_model, max_texts_per_request=3, max_text_chars=40)
-    predictor = Predictor(loaded_model, settings, runner)
+    predictor = Predictor(loaded_model, runner, Limits(max_texts=3, max_chars=40))
 
     with pytest.raises(error):
-        predictor.predict_sync(texts)
+        await predictor.predict(texts)
 
     assert runner.runs == 0
 
 
-def test_all_texts_of_a_request_run_as_one_padded_batch(loaded_model: LoadedModel) -> None:
+@pytest.mark.anyio
+async def test_all_texts_of_a_request_run_as_one_padded_batch(loaded_model: LoadedModel) -> None:
     runner = CountingRunner(loaded_model.session)
-    predictor = Predictor(loaded_model, _settings(loaded_model), runner)
+    predictor = Predictor(loaded_model, runner, Limits(max_texts=64, max_chars=5000))
 
-    predictor.predict_sync(TEXTS)
+    await predictor.predict(TEXTS)
 
     assert runner.runs == 1
 
 
-def test_a_model_without_attention_answers_null_weights(model_copy: Path) -> None:
+@pytest.mark.anyio
+async def test_a_model_without_attention_answers_null_weights(model_copy: Path) -> None:
     manifest_path = model_copy / "manifest.json"
     manifest = json.loads(manifest_path.read_text("utf-8")) | {"has_attention": False}
     manifest_path.write_text(json.dumps(manifest), "utf-8")
     model = load_artifact(model_copy, SessionConfig(providers=(CPU,), exact=True))
+    predictor = build_predictor(model, cpu_settings(model_copy.parent.parent, batching=False))
 
-    result = Predictor(model, cpu_settings(model_copy.parent.parent)).predict_sync(TEXTS)
+    predictions = await predictor.predict(TEXTS)
 
-    for text, prediction in zip(TEXTS, result.response.predictions, strict=True):
-        assert prediction.tokens
-        assert all(token.attention is None for token in prediction.tokens)
-        assert all(text[token.start : token.end] == token.text for token in prediction.tokens)
+    for text, words in zip(TEXTS, predictions.words, strict=True):
+        assert words.spans
+        assert words.weights is None
+        assert all(text[start:end].strip() == text[start:end] for start, end in words.spans)
+    answer = json.loads(predict_response_json(predictions))
+    for text, prediction in zip(TEXTS, answer["predictions"], strict=True):
+        assert all(token["attention"] is None for token in prediction["tokens"])
+        assert all(text[t["start"] : t["end"]] == t["text"] for t in prediction["tokens"])

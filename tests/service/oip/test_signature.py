@@ -1,37 +1,29 @@
-"""The tensors built from a typed answer: padding, offsets, and no attention output for a
-model without attention."""
+"""The tensors built from the predictor's arrays: padding, offsets, and no attention output for
+a model without attention."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from attnserve.service.oip.signature import output_tensors, to_tensors
-from attnserve.service.schemas import Prediction, PredictResponse, Token
+from attnserve.service.predictions import Predictions, Spans, Timings
 
 LABELS = ["negative", "positive"]
 
 
-def _prediction(label: str, spans: list[tuple[int, int]], attention: float | None) -> Prediction:
-    return Prediction(
-        label=label,
-        score=0.75,
-        probabilities={"negative": 0.25, "positive": 0.75}
-        if label == "positive"
-        else {"negative": 0.75, "positive": 0.25},
-        tokens=[Token(text="x", start=s, end=e, attention=attention) for s, e in spans],
-        truncated=False,
-    )
-
-
 def test_a_model_without_attention_has_no_attention_output() -> None:
-    response = PredictResponse(
+    predictions = Predictions(
         model="lstm",
         version="1",
-        predictions=[
-            _prediction("positive", [(0, 4), (5, 9)], None),
-            _prediction("negative", [(0, 3)], None),
-        ],
+        labels=LABELS,
+        texts=["good food", "bad"],
+        probabilities=np.array([[0.25, 0.75], [0.75, 0.25]], dtype=np.float32),
+        words=[Spans([(0, 4), (5, 9)], None), Spans([(0, 3)], None)],
+        truncated=[False, False],
+        timings=Timings(0.0, 0.0, 0.0, 0.0),
     )
 
-    tensors = {tensor.name: tensor for tensor in to_tensors(response, LABELS, has_attention=False)}
+    tensors = {t.name: t for t in to_tensors(predictions, has_attention=False)}
 
     assert list(tensors) == [t.name for t in output_tensors(LABELS, has_attention=False)]
     assert "attention" not in tensors

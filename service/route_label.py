@@ -1,4 +1,4 @@
-"""What the ASGI scope says about a request, for labels: its route template and a header."""
+"""The label a request's route gets in metrics and logs: its template, never its raw path."""
 
 from __future__ import annotations
 
@@ -15,11 +15,3 @@ def route_template(scope: Scope) -> str:
     """
     path = getattr(scope.get("route"), "path", None)
     return path if isinstance(path, str) and path else UNMATCHED
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    """The first value of header `name` (lower case), or None."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None

@@ -1,0 +1,50 @@
+"""The /v1 answer: `Predictions` encoded once as `PredictResponse`'s JSON.
+
+Built as plain dicts in `schemas.py`'s shape and encoded by pydantic-core, without validating
+our own output again (tests check the shape against `PredictResponse`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_core import to_json
+
+from attnserve.service.predictions import Predictions, Spans
+
+
+def predict_response_json(predictions: Predictions) -> bytes:
+    """The JSON of a `PredictResponse`."""
+    labels = predictions.labels
+    rows = predictions.probabilities.tolist()
+    answers = []
+    for row, (text, probabilities, label_id) in enumerate(
+        zip(predictions.texts, rows, predictions.label_ids.tolist(), strict=True)
+    ):
+        answers.append(
+            {
+                "label": labels[label_id],
+                "score": probabilities[label_id],
+                "probabilities": dict(zip(labels, probabilities, strict=True)),
+                "tokens": _tokens(text, predictions.words[row]),
+                "truncated": predictions.truncated[row],
+                "heads": None if predictions.heads is None else predictions.heads[row].tolist(),
+                "pieces": None
+                if predictions.pieces is None
+                else _tokens(text, predictions.pieces[row]),
+            }
+        )
+    return to_json(
+        {"model": predictions.model, "version": predictions.version, "predictions": answers}
+    )
+
+
+def _tokens(text: str, spans: Spans) -> list[dict[str, Any]]:
+    """`Token`s as dicts: each span's text and weight (None for a model without attention)."""
+    weights: list[float | None] = (
+        [None] * len(spans.spans) if spans.weights is None else spans.weights.tolist()
+    )
+    return [
+        {"text": text[start:end], "start": start, "end": end, "attention": weight}
+        for (start, end), weight in zip(spans.spans, weights, strict=True)
+    ]

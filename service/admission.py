@@ -10,43 +10,34 @@ does not fit (others filled the queue meanwhile) is still refused by the batcher
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from attnserve.service.error_responses import ErrorResponder
+from attnserve.service.errors import ServiceError
 from attnserve.service.registry import ModelRegistry
 
 
-class AdmissionControl:
-    """Pure ASGI middleware: 503 `overloaded` with Retry-After, without reading the body.
+class Admission:
+    """Which inference route a request is for, and whether its model takes it now.
 
     `inference_routes` are the app's routes that run a model, which a `name` path parameter
-    names (the default model's without one); `registry` gives the registry once loaded."""
+    names (the default model's without one)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        inference_routes: Sequence[BaseRoute],
-        registry: Callable[[], ModelRegistry | None],
-        responder: ErrorResponder,
-    ) -> None:
-        self.app = app
+    def __init__(self, inference_routes: Sequence[BaseRoute]) -> None:
         self.inference_routes = list(inference_routes)
-        self.registry = registry
-        self.responder = responder
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        registry = self.registry() if scope["type"] == "http" else None
-        refusal = None
-        if registry is not None:
-            for route in self.inference_routes:
-                match, child_scope = route.matches(scope)
-                if match is Match.FULL:
-                    refusal = registry.refusal(child_scope["path_params"].get("name"))
-                    break
-        if refusal is None:
-            await self.app(scope, receive, send)
-            return
-        await self.responder.refuse(refusal, scope, receive, send, refusal.headers)
+    def match(self, scope: Scope) -> tuple[BaseRoute, dict[str, Any]] | None:
+        """The inference route `scope` is for and its path parameters, or None."""
+        for route in self.inference_routes:
+            matched, child_scope = route.matches(scope)
+            if matched is Match.FULL:
+                return route, child_scope["path_params"]
+        return None
+
+    @staticmethod
+    def refusal(registry: ModelRegistry, path_params: dict[str, Any]) -> ServiceError | None:
+        """503 `overloaded` (with Retry-After) while the model's queue has no room."""
+        return registry.refusal(path_params.get("name"))

@@ -13,29 +13,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
-from attnserve.service.admission import AdmissionControl
-from attnserve.service.auth import ApiKeyAuth, configured_digests
-from attnserve.service.error_responses import (
-    ErrorResponder,
-    InternalErrors,
-    install_error_handlers,
-)
+from attnserve.service.admission import Admission
+from attnserve.service.auth import ApiKeys, configured_digests
+from attnserve.service.error_responses import ErrorResponder, install_error_handlers
 from attnserve.service.errors import StartupError
-from attnserve.service.headers import SecurityHeaders
-from attnserve.service.limits import BodySizeLimit
-from attnserve.service.metrics import Metrics, MetricsMiddleware
+from attnserve.service.gateway import Gateway
+from attnserve.service.metrics import Metrics
 from attnserve.service.oip.routes import INFERENCE_ENDPOINTS as OIP_INFERENCE_ENDPOINTS
 from attnserve.service.oip.routes import router as oip_router
 from attnserve.service.oip.schemas import protocol_error_body
 from attnserve.service.page import install_page
 from attnserve.service.registry import ModelRegistry
-from attnserve.service.request_id import RequestIdFilter, RequestIdMiddleware
+from attnserve.service.request_id import RequestIdFilter
 from attnserve.service.routes import INFERENCE_ENDPOINTS, router
 from attnserve.service.settings import Settings
-from attnserve.service.timeout import RequestDeadline
 
 logger = logging.getLogger(__name__)
 
@@ -90,46 +83,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the Open Inference Protocol's routes answer errors in its own shape
     responder = ErrorResponder({"/v2": protocol_error_body})
     install_error_handlers(app, responder)
-    add_middleware(app, settings, metrics, responder)
+    add_gateway(app, settings, metrics, responder)
     return app
 
 
-def add_middleware(
+def add_gateway(
     app: FastAPI, settings: Settings, metrics: Metrics, responder: ErrorResponder
 ) -> None:
-    """The request's path through the middleware, outermost first: the request id (so every
-    refusal is logged with it), security headers on every answer, metrics (refusals counted),
-    CORS (when origins are configured), the API key (when keys are), the request deadline,
-    admission (an inference request is refused while its model's queue is full), the
-    body-size limit, the 500 answer to an unexpected exception; then the routes. The last
-    added is the outermost."""
-    app.add_middleware(InternalErrors, responder=responder)
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes, responder=responder)
-    inference_endpoints = {*INFERENCE_ENDPOINTS, *OIP_INFERENCE_ENDPOINTS}
-    app.add_middleware(
-        AdmissionControl,
-        inference_routes=[
-            route
-            for route in (*router.routes, *oip_router.routes)
-            if isinstance(route, APIRoute) and route.endpoint in inference_endpoints
-        ],
-        registry=lambda: app.state.registry,
-        responder=responder,
-    )
-    app.add_middleware(RequestDeadline, timeout_s=settings.request_timeout_s, responder=responder)
+    """The one ASGI layer every request crosses (service/gateway.py): request id, answer
+    headers, metrics and log, CORS, API key, deadline, admission, body limit, internal errors;
+    the predict routes answered there directly."""
+    inference = [
+        route
+        for route in (*router.routes, *oip_router.routes)
+        if isinstance(route, APIRoute)
+        and route.endpoint in {*INFERENCE_ENDPOINTS, *OIP_INFERENCE_ENDPOINTS}
+    ]
     digests = configured_digests(settings)
-    if digests:
-        app.add_middleware(ApiKeyAuth, digests=digests, responder=responder)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
-        )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        Gateway,
+        metrics=metrics,
+        responder=responder,
+        registry=lambda: app.state.registry,
+        admission=Admission(inference),
+        predict_routes=[route for route in inference if route in router.routes],
+        max_body_bytes=settings.max_body_bytes,
+        timeout_s=settings.request_timeout_s,
+        api_keys=ApiKeys(digests) if digests else None,
+        cors_origins=settings.cors_origins,
+    )
 
 
 class JsonLineFormatter(logging.Formatter):

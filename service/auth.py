@@ -12,9 +12,8 @@ import hmac
 import re
 from pathlib import Path
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from attnserve.service.error_responses import ErrorResponder
 from attnserve.service.errors import InvalidApiKey, MissingApiKey, ServiceError, StartupError
 from attnserve.service.settings import Settings
 
@@ -33,7 +32,14 @@ def configured_digests(settings: Settings) -> list[str]:
     digests = []
     if settings.api_keys is not None:
         keys = [key.strip() for key in settings.api_keys.get_secret_value().split(",")]
-        digests += [key_digest(key) for key in keys if key]
+        keys = [key for key in keys if key]
+        if not keys:
+            # set but empty would silently turn authentication off: fail closed
+            raise StartupError(
+                "ATTNSERVE_API_KEYS is set but holds no key: give comma-separated keys, "
+                "or unset it to serve without API keys"
+            )
+        digests += [key_digest(key) for key in keys]
     if settings.api_keys_file is not None:
         digests += read_digests(settings.api_keys_file)
     return digests
@@ -61,26 +67,18 @@ def read_digests(path: Path) -> list[str]:
     return digests
 
 
-class ApiKeyAuth:
-    """Pure ASGI middleware: 401 without `Authorization: Bearer <key>`, 403 with a wrong key."""
+class ApiKeys:
+    """The configured keys: every request but to `OPEN_PATHS` must carry one of them,
+    `Authorization: Bearer <key>` (401 without one, 403 with a wrong one)."""
 
-    def __init__(self, app: ASGIApp, digests: list[str], responder: ErrorResponder) -> None:
-        self.app = app
-        self.responder = responder
+    def __init__(self, digests: list[str]) -> None:
         self.digests = [bytes.fromhex(digest) for digest in digests]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
-        error = self._check(dict(scope["headers"]).get(b"authorization"))
-        if error is None:
-            await self.app(scope, receive, send)
-            return
-        await self.responder.refuse(error, scope, receive, send, {"WWW-Authenticate": "Bearer"})
-
-    def _check(self, header: bytes | None) -> ServiceError | None:
-        scheme, _, key = (header or b"").partition(b" ")
+    def refusal(self, scope: Scope) -> ServiceError | None:
+        if scope["path"] in OPEN_PATHS:
+            return None
+        header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+        scheme, _, key = header.partition(b" ")
         key = key.strip()
         if scheme.lower() != b"bearer" or not key:
             return MissingApiKey()
@@ -90,3 +88,7 @@ class ApiKeyAuth:
         for digest in self.digests:
             matched |= hmac.compare_digest(presented, digest)
         return None if matched else InvalidApiKey()
+
+
+# Sent with a 401 or 403: how to authenticate.
+CHALLENGE = {"WWW-Authenticate": "Bearer"}

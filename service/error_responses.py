@@ -3,10 +3,9 @@ the API the request was for.
 
 The common shape is `{"error": {"code", "message", "details"}}`; an API with a shape of its own
 (the Open Inference Protocol's `/v2`: `{"error": message}`) hands it to the `ErrorResponder` by
-path prefix. Errors raised by routes reach it through the exception handlers; middleware that
-refuses a request before routing calls `ErrorResponder.refuse`; an unexpected exception is
-caught by `InternalErrors`, inside the request-id and security-header middleware, so its 500
-carries their headers like any other answer.
+path prefix. Errors raised by routes reach it through the exception handlers; the gateway
+refuses requests before routing with `ErrorResponder.refuse`, and answers an unexpected
+exception 500 itself, so its answer carries the same headers as any other.
 """
 
 from __future__ import annotations
@@ -19,10 +18,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from attnserve.service.errors import (
-    InternalError,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
@@ -107,34 +105,6 @@ def install_error_handlers(app: FastAPI, responder: ErrorResponder) -> None:
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-
-
-class InternalErrors:
-    """Pure ASGI middleware: an exception escaping the app is logged and answered 500
-    `internal_error` (a response already under way is cut short instead)."""
-
-    def __init__(self, app: ASGIApp, responder: ErrorResponder) -> None:
-        self.app = app
-        self.responder = responder
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            logger.error("internal_error", extra={"path": scope["path"]}, exc_info=exc)
-            if started:
-                raise
-            await self.responder.response(InternalError(), scope)(scope, receive, send)
 
 
 def _answer(

@@ -1,9 +1,7 @@
-"""Security headers on every response, errors and refusals by the outer middleware included."""
+"""Security headers on every answer, refusals and errors included, with a Content-Security-Policy
+for what the path serves."""
 
 from __future__ import annotations
-
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -18,29 +16,29 @@ API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 PAGE_POLICY = "default-src 'self'; frame-ancestors 'none'"
 DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 
+RawHeaders = list[tuple[bytes, bytes]]
 
-class SecurityHeaders:
-    """Pure ASGI middleware: adds `SECURITY_HEADERS` and a Content-Security-Policy."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+def _raw(policy: str | None) -> RawHeaders:
+    headers = {**SECURITY_HEADERS, **({"Content-Security-Policy": policy} if policy else {})}
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        policy = None if path in DOCS_PATHS else API_POLICY
-        if path == "/" or path.startswith("/static/"):
-            policy = PAGE_POLICY
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                if policy is not None:
-                    headers.setdefault("Content-Security-Policy", policy)
-            await send(message)
+_API = _raw(API_POLICY)
+_PAGE = _raw(PAGE_POLICY)
+_DOCS = _raw(None)
 
-        await self.app(scope, receive, send_with_headers)
+
+def security_headers(path: str) -> RawHeaders:
+    """The headers every answer for `path` carries (lower-case names, as ASGI sends them)."""
+    if path == "/" or path.startswith("/static/"):
+        return _PAGE
+    if path in DOCS_PATHS:
+        return _DOCS
+    return _API
+
+
+def add_missing(headers: RawHeaders, extra: RawHeaders) -> None:
+    """Appends each of `extra` whose name `headers` does not have yet (a route's own wins)."""
+    present = {name for name, _ in headers}
+    headers.extend(item for item in extra if item[0] not in present)

@@ -1,4 +1,4 @@
-"""Prometheus metrics: what `GET /metrics` exposes, and the middleware that counts requests.
+"""Prometheus metrics: what `GET /metrics` exposes; the gateway records every request.
 
 Each app owns a `Metrics` (its own collector registry), so apps built side by side (tests)
 count separately. Labels are bounded: `route` is the route's template, `model` a served
@@ -8,7 +8,7 @@ model's name or empty, `status` the HTTP status.
 from __future__ import annotations
 
 import os
-import time
+from dataclasses import dataclass
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,11 +21,9 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from attnserve.service.predictions import Predictions, Timings
+from attnserve.service.predictions import STAGES, Predictions, Timings
 from attnserve.service.registry import ModelRegistry
-from attnserve.service.route_label import route_template
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -40,8 +38,20 @@ _STAGE_BUCKETS = (
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _TOKEN_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
-# Where a route tells the middleware which model answered: request.state.<MODEL_STATE>.
+# Where a route tells the gateway which model answered: request.state.<MODEL_STATE>.
 MODEL_STATE = "model"
+
+
+@dataclass(frozen=True)
+class _ModelSeries:
+    """One model's labelled series, looked up once."""
+
+    stages: list[Histogram]  # in the order of Timings.stages()
+    request_texts: Histogram
+    texts: Counter
+    text_tokens: Histogram
+    tokens: Counter
+    truncated: Counter
 
 
 class Metrics:
@@ -132,6 +142,9 @@ class Metrics:
             multiprocess_mode="max",
         )
 
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._by_model: dict[str, _ModelSeries] = {}
+
     def exposition(self) -> bytes:
         """Every metric in the Prometheus text format."""
         return generate_latest(self.exposed)
@@ -145,20 +158,46 @@ class Metrics:
             info = predictor.info
             self.model_info.labels(info.name, info.version, info.architecture, info.provider).set(1)
 
+    def observe_request(self, route: str, model: str, status: int, seconds: float) -> None:
+        """Records one answered HTTP request (route template, model or "", status)."""
+        key = (route, model, status)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = (route, model, str(status))
+            children = self.requests.labels(*labels), self.request_seconds.labels(*labels)
+            self._request_children[key] = children
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
+
     def observe_prediction(self, predictions: Predictions, timings: Timings) -> None:
         """Records one answered prediction request: its stages, texts and tokens."""
-        model = predictions.model
-        for stage, milliseconds in timings.stages().items():
-            self.stage_seconds.labels(model, stage).observe(milliseconds / 1000.0)
+        series = self._model_series(predictions.model)
+        for histogram, milliseconds in zip(series.stages, timings.stages().values(), strict=True):
+            histogram.observe(milliseconds / 1000.0)
         texts = len(predictions.texts)
-        self.request_texts.labels(model).observe(texts)
-        self.texts.labels(model).inc(texts)
+        series.request_texts.observe(texts)
+        series.texts.inc(texts)
         for count in predictions.token_counts:
-            self.text_tokens.labels(model).observe(count)
-        self.tokens.labels(model).inc(sum(predictions.token_counts))
+            series.text_tokens.observe(count)
+        series.tokens.inc(sum(predictions.token_counts))
         truncated = sum(predictions.truncated)
         if truncated:
-            self.truncated.labels(model).inc(truncated)
+            series.truncated.inc(truncated)
+
+    def _model_series(self, model: str) -> _ModelSeries:
+        # Looking a labelled series up costs a lock and a dict per call: keep each model's.
+        series = self._by_model.get(model)
+        if series is None:
+            series = self._by_model[model] = _ModelSeries(
+                stages=[self.stage_seconds.labels(model, stage) for stage in STAGES],
+                request_texts=self.request_texts.labels(model),
+                texts=self.texts.labels(model),
+                text_tokens=self.text_tokens.labels(model),
+                tokens=self.tokens.labels(model),
+                truncated=self.truncated.labels(model),
+            )
+        return series
 
     def observe_batch(self, model: str, size: int) -> None:
         """Records one batch handed to ONNX Runtime (merged batches counted as run)."""
@@ -171,43 +210,3 @@ def record_prediction(request: Request, predictions: Predictions, timings: Timin
     metrics: Metrics = request.app.state.metrics
     metrics.observe_prediction(predictions, timings)
     setattr(request.state, MODEL_STATE, predictions.model)
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware: counts and times every HTTP request by route, model and status."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500  # an exception escaping the app is answered 500 further out
-
-        async def send_and_watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_watch)
-        finally:
-            labels = (route_template(scope), _model(scope), str(status))
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.request_seconds.labels(*labels).observe(time.perf_counter() - start)
-
-
-def _model(scope: Scope) -> str:
-    """The model that answered (set by the route), or the served model named in the path."""
-    state = scope.get("state") or {}
-    if isinstance(state.get(MODEL_STATE), str):
-        return str(state[MODEL_STATE])
-    name = (scope.get("path_params") or {}).get("name")
-    registry = getattr(getattr(scope.get("app"), "state", None), "registry", None)
-    if isinstance(registry, ModelRegistry) and isinstance(name, str) and registry.serves(name):
-        return name
-    return ""

@@ -11,6 +11,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+# The stages of a prediction, in the order they run.
+STAGES = ("tokenize", "queue", "inference", "postprocess")
+
 
 @dataclass(frozen=True)
 class Timings:
@@ -22,12 +25,9 @@ class Timings:
     postprocess_ms: float
 
     def stages(self) -> dict[str, float]:
-        return {
-            "tokenize": self.tokenize_ms,
-            "queue": self.queue_ms,
-            "inference": self.inference_ms,
-            "postprocess": self.postprocess_ms,
-        }
+        """Milliseconds by stage name, in the order of `STAGES`."""
+        durations = (self.tokenize_ms, self.queue_ms, self.inference_ms, self.postprocess_ms)
+        return dict(zip(STAGES, durations, strict=True))
 
     def plus_postprocess(self, milliseconds: float) -> Timings:
         """These timings with `milliseconds` more postprocessing (encoding the answer)."""

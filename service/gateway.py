@@ -1,0 +1,272 @@
+"""The service's one ASGI layer: every request's cross-cutting steps, each once, in order.
+
+    request id        accepted from X-Request-ID or made up; on every log event and answer
+    answer headers    X-Request-ID and the security headers, added as the answer starts
+    metrics, log      route, model, status and duration of every request; `request_finished`
+    CORS              when origins are configured (Starlette's CORSMiddleware)
+    API key           when keys are configured: 401/403 before anything else is read
+    deadline          past `request_timeout_s` the request is answered 503 `request_timeout`
+    admission         an inference request is refused 503 while its model's queue is full
+    body limit        413 past `max_body_bytes`, from Content-Length or counted as it arrives
+    internal errors   an unexpected exception is logged and answered 500
+
+Then the predict routes (`POST /v1/predict`, `/v1/models/{name}/predict`) are answered here
+directly: the body is decoded straight into `PredictRequest`, and the answer is encoded once
+and sent, without the framework's routing and dependency machinery. A body that does not
+decode, and every other route, go on to the FastAPI app, whose routes and error handlers
+answer them as documented in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from attnserve.service.admission import Admission
+from attnserve.service.auth import CHALLENGE, ApiKeys
+from attnserve.service.error_responses import ErrorResponder, log_rejection
+from attnserve.service.errors import BodyTooLarge, InternalError, RequestTimeout, ServiceError
+from attnserve.service.headers import add_missing, security_headers
+from attnserve.service.limits import declared_too_large, read_body
+from attnserve.service.metrics import MODEL_STATE, Metrics
+from attnserve.service.registry import ModelRegistry
+from attnserve.service.request_id import HEADER, accepted_request_id, current_request_id
+from attnserve.service.route_label import route_template
+from attnserve.service.schemas import PredictRequest
+from attnserve.service.v1_json import predict_response_json
+
+logger = logging.getLogger(__name__)
+
+_REQUEST_ID_HEADER = HEADER.lower().encode()
+# The status a request's metrics and log carry when its client left before any answer.
+CLIENT_GONE = 499
+
+
+class _Exchange:
+    """One request's answer as it goes out: its status, and whether it has started."""
+
+    def __init__(self, send: Send, extra_headers: list[tuple[bytes, bytes]]) -> None:
+        self._send = send
+        self._extra_headers = extra_headers
+        self.status = 500  # until an answer starts: an exception further in is a 500
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+            headers = list(message.get("headers", []))
+            add_missing(headers, self._extra_headers)
+            message = {**message, "headers": headers}
+        await self._send(message)
+
+
+class Gateway:
+    """Pure ASGI: the cross-cutting steps of the module's docstring around the FastAPI app."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        responder: ErrorResponder,
+        registry: Callable[[], ModelRegistry | None],
+        admission: Admission,
+        predict_routes: list[BaseRoute],
+        max_body_bytes: int,
+        timeout_s: float,
+        api_keys: ApiKeys | None = None,
+        cors_origins: list[str] | None = None,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.responder = responder
+        self.registry = registry
+        self.admission = admission
+        self.predict_routes = predict_routes
+        self.max_body_bytes = max_body_bytes
+        self.timeout_s = timeout_s
+        self.api_keys = api_keys
+        self.guarded: ASGIApp = self._guarded
+        if cors_origins:
+            self.guarded = CORSMiddleware(
+                self._guarded,
+                allow_origins=cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = accepted_request_id(_header(scope, _REQUEST_ID_HEADER))
+        token = current_request_id.set(request_id)
+        exchange = _Exchange(
+            send, [(_REQUEST_ID_HEADER, request_id.encode()), *security_headers(scope["path"])]
+        )
+        scope["attnserve.exchange"] = exchange
+        answered = False
+        try:
+            await self.guarded(scope, receive, exchange.send)
+            answered = True
+        finally:
+            route = route_template(scope)
+            status = exchange.status
+            self.metrics.observe_request(
+                route, self._model(scope), status, time.perf_counter() - start
+            )
+            logger.info(
+                "request_finished",
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - start) * 1000.0, 3),
+                },
+            )
+            # An exception goes on to Starlette's 500 further out, which logs it: with the id.
+            if answered:
+                current_request_id.reset(token)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exchange: _Exchange = scope["attnserve.exchange"]
+        if self.api_keys is not None:
+            refusal = self.api_keys.refusal(scope)
+            if refusal is not None:
+                await self.responder.refuse(refusal, scope, receive, send, CHALLENGE)
+                return
+        deadline = asyncio.timeout(self.timeout_s)
+        try:
+            async with deadline:
+                await self._admitted(scope, receive, send, exchange)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            logger.warning(
+                "request_timeout",
+                extra={
+                    "path": scope["path"],
+                    "limit_s": self.timeout_s,
+                    "started": exchange.started,
+                },
+            )
+            if not exchange.started:
+                error = RequestTimeout(self.timeout_s)
+                await self.responder.response(error, scope, {"Retry-After": "1"})(
+                    scope, receive, send
+                )
+        except Exception as exc:
+            logger.error("internal_error", extra={"path": scope["path"]}, exc_info=exc)
+            if exchange.started:
+                raise
+            await self.responder.response(InternalError(), scope)(scope, receive, send)
+
+    async def _admitted(
+        self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange
+    ) -> None:
+        registry = self.registry()
+        matched = self.admission.match(scope) if registry is not None else None
+        if matched is not None and registry is not None:
+            refusal = self.admission.refusal(registry, matched[1])
+            if refusal is not None:
+                await self.responder.refuse(refusal, scope, receive, send, refusal.headers)
+                return
+        try:
+            if declared_too_large(scope, self.max_body_bytes):
+                raise BodyTooLarge(self.max_body_bytes)
+            body = await read_body(receive, self.max_body_bytes)
+        except BodyTooLarge as error:
+            await self.responder.refuse(error, scope, receive, send)
+            return
+        if body is None:  # the client went away while sending
+            exchange.status = CLIENT_GONE
+            return
+        if (
+            matched is not None
+            and registry is not None
+            and matched[0] in self.predict_routes
+            and _header(scope, b"content-type") == "application/json"
+        ):
+            scope["route"] = matched[0]
+            if await self._predict(scope, receive, send, registry, matched[1], body):
+                return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _predict(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        registry: ModelRegistry,
+        path_params: dict[str, Any],
+        body: bytes,
+    ) -> bool:
+        """Answers a predict route's request; False when its body does not decode (the FastAPI
+        route then answers with the documented error)."""
+        try:
+            request = PredictRequest.model_validate_json(body)
+        except ValidationError:
+            return False
+        try:
+            predictor = registry.get(path_params.get("name"))
+            predictions = await predictor.predict(request.all_texts(), request.detail)
+        except ServiceError as error:
+            log_rejection(scope["path"], error)
+            await self.responder.response(error, scope, error.headers)(scope, receive, send)
+            return True
+        start = time.perf_counter()
+        payload = predict_response_json(predictions)
+        timings = predictions.timings.plus_postprocess((time.perf_counter() - start) * 1000.0)
+        self.metrics.observe_prediction(predictions, timings)
+        scope.setdefault("state", {})[MODEL_STATE] = predictions.model
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"server-timing", timings.server_timing().encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        return True
+
+    def _model(self, scope: Scope) -> str:
+        """The model that answered (set by the route), or the served model named in the path."""
+        state = scope.get("state") or {}
+        if isinstance(state.get(MODEL_STATE), str):
+            return str(state[MODEL_STATE])
+        name = (scope.get("path_params") or {}).get("name")
+        registry = self.registry()
+        if registry is not None and isinstance(name, str) and registry.serves(name):
+            return name
+        return ""
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header `name` (lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body read already, then waits as the original does."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

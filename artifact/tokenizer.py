@@ -93,13 +93,21 @@ class TextEncoder:
 
     def encode(self, texts: list[str]) -> list[EncodedText]:
         """Tokens of each text; a text may come back with no tokens (empty, whitespace)."""
-        encodings = self.tokenizer.encode_batch(texts)
+        # one text: the batch encoder's hand-off to its thread pool costs more than it saves
+        encodings = (
+            [self.tokenizer.encode(texts[0])]
+            if len(texts) == 1
+            else self.tokenizer.encode_batch(texts)
+        )
         return [_encoded(text, enc) for text, enc in zip(texts, encodings, strict=True)]
 
     def pad(self, encoded: list[EncodedText]) -> PaddedBatch:
         """Pads to the longest text. Every row must hold at least one token."""
         if any(not item.ids for item in encoded):
             raise ValueError("every text must have at least one token")
+        if len(encoded) == 1:  # nothing to pad
+            ids = np.array([encoded[0].ids], dtype=np.int64)
+            return PaddedBatch(input_ids=ids, attention_mask=np.ones_like(ids))
         length = max(len(item.ids) for item in encoded)
         input_ids = np.full((len(encoded), length), self.pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(encoded), length), dtype=np.int64)
@@ -124,7 +132,10 @@ def _encoded(text: str, enc: Encoding) -> EncodedText:
         ids=enc.ids,
         offsets=offsets,
         word_ids=word_ids,
-        words=[(start, _past_marks(text, end)) for start, end in spans],
+        # an ASCII text has no combining mark to step past
+        words=spans
+        if text.isascii()
+        else [(start, _past_marks(text, end)) for start, end in spans],
         truncated=bool(enc.overflowing),
     )
 

@@ -35,7 +35,10 @@ class Timings:
 
     def server_timing(self) -> str:
         """The `Server-Timing` header's value."""
-        return ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in self.stages().items())
+        return (
+            f"tokenize;dur={self.tokenize_ms:.3f}, queue;dur={self.queue_ms:.3f}, "
+            f"inference;dur={self.inference_ms:.3f}, postprocess;dur={self.postprocess_ms:.3f}"
+        )
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,13 @@ follow it in the order their JSON objects list them, each `binary_data_size` byt
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from attnserve.service.errors import InvalidInferenceRequest
 
 HEADER = "Inference-Header-Content-Length"
+_SIZE = re.compile(r"[0-9]{1,19}")
 BINARY_MEDIA_TYPE = "application/octet-stream"
 
 
@@ -18,12 +20,15 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     """(the JSON object, the binary tensor data after it) of a request body."""
     if header_length is None:
         return body, b""
-    if not header_length.strip().isdigit() or int(header_length) > len(body):
+    value = header_length.strip(" \t")
+    # ASCII digits only, and few of them: int() takes other scripts' digits and any length
+    if not _SIZE.fullmatch(value) or int(value) > len(body):
+        shown = header_length if len(header_length) <= 40 else header_length[:40] + "..."
         raise InvalidInferenceRequest(
             f"{HEADER} must be the size in bytes of the JSON object at the start of the body "
-            f"({len(body)} bytes); it is '{header_length}'."
+            f"({len(body)} bytes); it is {shown!r}."
         )
-    size = int(header_length)
+    size = int(value)
     return body[:size], body[size:]
 
 

@@ -11,6 +11,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from attnserve.service.batching import Batcher
@@ -58,13 +59,18 @@ class ModelRegistry:
 
         Raises RepositoryError when the layout is wrong or no model at all can be served.
         """
-        found = find_models(settings.model_repository)
+        layout = scan_repository(settings.model_repository)
         requested = settings.default_model or _declared_default(settings.model_repository)
-        default_model = _default_model(requested, sorted(found))
+        default_model = _default_model(requested, sorted({*layout.models, *layout.unusable}))
         config = SessionConfig.from_settings(settings)
         predictors = {}
-        unavailable = {}
-        for name, model_dir in found.items():
+        unavailable = {
+            name: UnavailableModel(name=name, version="", reason=reason)
+            for name, reason in layout.unusable.items()
+        }
+        for name, reason in layout.unusable.items():
+            logger.error("model_unavailable", extra={"model": name, "reason": reason})
+        for name, model_dir in layout.models.items():
             start = time.perf_counter()
             try:
                 model = _load(name, model_dir, config)
@@ -118,9 +124,9 @@ class ModelRegistry:
         return None if predictor is None else predictor.refusal()
 
     def check_ready(self, policy: str) -> None:
-        """Raises ModelNotReady unless ready by `policy`: `all`: every model loaded; `any`: at
-        least one did (there always is one)."""
-        if policy == "all" and self.unavailable:
+        """Raises ModelNotReady unless ready by `policy`: `all`: every model loaded; `any`: the
+        default model loaded (POST /v1/predict answers), whichever others did not."""
+        if self.unavailable and (policy == "all" or self.default_model in self.unavailable):
             raise ModelNotReady(sorted(self.unavailable))
 
     def served(self) -> list[Predictor]:
@@ -176,28 +182,68 @@ def _load(name: str, model_dir: Path, config: SessionConfig) -> LoadedModel:
     return model
 
 
+# Not model folders: a filesystem's own (every ext4 volume's root has lost+found).
+NOT_MODELS = frozenset({"lost+found"})
+
+
+@dataclass(frozen=True)
+class RepositoryLayout:
+    """What a repository's entries are: each model's highest version, the model folders that
+    hold no usable version (and why)."""
+
+    models: dict[str, Path]
+    unusable: dict[str, str]
+
+
 def find_models(repository: Path) -> dict[str, Path]:
     """Model name -> directory of its highest version (numeric order: 10 after 9)."""
+    return scan_repository(repository).models
+
+
+def scan_repository(repository: Path) -> RepositoryLayout:
+    """Each model folder's highest numeric version. Files, dot-folders and a filesystem's own
+    folders are not models, and a version folder that is not a number (`1.bak`) is not a
+    version: both are skipped with a log line, as Triton does."""
     if not repository.is_dir():
         raise RepositoryError(f"Model repository {repository} does not exist")
-    models = {}
-    for model_root in sorted(_subdirectories(repository)):
-        versions = {}
-        for version_dir in _subdirectories(model_root):
+    models: dict[str, Path] = {}
+    unusable: dict[str, str] = {}
+    for entry in sorted(repository.iterdir()):
+        if not entry.is_dir() or entry.name.startswith(".") or entry.name in NOT_MODELS:
+            if entry.name != DEFAULT_MODEL_FILE:
+                logger.info("repository_entry_skipped", extra={"entry": str(entry)})
+            continue
+        versions: dict[tuple[int, ...], Path] = {}
+        skipped = []
+        try:
+            version_dirs = _subdirectories(entry)
+        except OSError as exc:
+            unusable[entry.name] = f"cannot read the model folder: {exc.strerror or exc}"
+            continue
+        for version_dir in version_dirs:
             try:
                 versions[tuple(int(part) for part in version_dir.name.split("."))] = version_dir
             except ValueError:
-                raise RepositoryError(
-                    f"{version_dir}: version directories must be numbers like 3 or 1.2"
-                ) from None
-        if not versions:
-            raise RepositoryError(f"{model_root}: no version directories (expected e.g. 1/)")
-        models[model_root.name] = versions[max(versions)]
-    if not models:
+                skipped.append(version_dir.name)
+                logger.warning(
+                    "version_folder_skipped",
+                    extra={
+                        "directory": str(version_dir),
+                        "reason": "version folders are numbers like 3 or 1.2",
+                    },
+                )
+        if versions:
+            models[entry.name] = versions[max(versions)]
+        else:
+            reason = "no version folders (expected e.g. 1/)"
+            if skipped:
+                reason += f"; not versions: {', '.join(sorted(skipped))}"
+            unusable[entry.name] = reason
+    if not models and not unusable:
         raise RepositoryError(
             f"Model repository {repository} holds no models (expected <name>/<version>/)"
         )
-    return models
+    return RepositoryLayout(models, unusable)
 
 
 def _subdirectories(directory: Path) -> list[Path]:

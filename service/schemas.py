@@ -130,7 +130,7 @@ class UnavailableModel(BaseModel):
     """A model whose artifact failed verification at startup: not served, and why."""
 
     name: str
-    version: str
+    version: str = Field(description="The version that failed; empty when none is usable.")
     reason: str = Field(description="What failed, e.g. `tokenizer.json is missing`.")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from attnserve.service.errors import ModelNotFound, RepositoryError
+from attnserve.service.errors import ModelNotFound, ModelNotReady, RepositoryError
 from attnserve.service.registry import ModelRegistry
 from tests.conftest import cpu_settings
 
@@ -118,10 +118,14 @@ def test_a_manifest_that_disagrees_with_its_directory_is_an_error(
     ("layout", "message"),
     [
         ([], "Model repository {root} holds no models (expected <name>/<version>/)"),
-        (["alpha"], "{root}/alpha: no version directories (expected e.g. 1/)"),
+        (
+            ["alpha"],
+            "No usable model in {root}: alpha: no version folders (expected e.g. 1/)",
+        ),
         (
             ["alpha/latest"],
-            "{root}/alpha/latest: version directories must be numbers like 3 or 1.2",
+            "No usable model in {root}: alpha: no version folders (expected e.g. 1/); "
+            "not versions: latest",
         ),
     ],
     ids=["empty", "no-versions", "non-numeric-version"],
@@ -136,6 +140,47 @@ def test_a_repository_without_a_servable_layout_is_an_error(
         ModelRegistry.load(cpu_settings(tmp_path))
 
     assert str(raised.value) == message.format(root=tmp_path)
+
+
+def test_stray_entries_are_skipped_and_unusable_model_folders_listed(
+    shipped_model_dir: Path, tmp_path: Path
+) -> None:
+    _place(shipped_model_dir, tmp_path, "alpha", "1")
+    (tmp_path / "alpha" / "1.bak").mkdir()  # a leftover beside the served version
+    _place(shipped_model_dir, tmp_path, "beta", "2")
+    (tmp_path / "lost+found").mkdir(mode=0o700)  # every ext4 volume's root
+    (tmp_path / ".snapshot" / "1").mkdir(parents=True)
+    (tmp_path / "README.txt").write_text("models", "utf-8")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "renamed" / "v2").mkdir(parents=True)
+    (tmp_path / "default_model.txt").write_text("alpha\n", "utf-8")
+
+    registry = ModelRegistry.load(cpu_settings(tmp_path))
+    listed = registry.list_models()
+
+    assert registry.names == ["alpha", "beta"]
+    assert registry.get("alpha").model.directory == tmp_path / "alpha" / "1"
+    assert [(m.name, m.version, m.reason) for m in listed.unavailable] == [
+        ("empty", "", "no version folders (expected e.g. 1/)"),
+        ("renamed", "", "no version folders (expected e.g. 1/); not versions: v2"),
+    ]
+    registry.check_ready("any")
+    with pytest.raises(ModelNotReady):
+        registry.check_ready("all")
+
+
+def test_under_any_readiness_needs_the_default_model(
+    shipped_model_dir: Path, tmp_path: Path
+) -> None:
+    _place(shipped_model_dir, tmp_path, "alpha", "1")
+    (tmp_path / "broken" / "1").mkdir(parents=True)  # no artifact files: unavailable
+    (tmp_path / "default_model.txt").write_text("broken\n", "utf-8")
+
+    registry = ModelRegistry.load(cpu_settings(tmp_path))
+
+    assert registry.names == ["alpha"]
+    with pytest.raises(ModelNotReady, match="broken"):
+        registry.check_ready("any")
 
 
 def test_a_missing_repository_is_an_error(tmp_path: Path) -> None:

@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Sentiment of text, with the per-token attention behind each prediction.",
         version="0.1.0",
         lifespan=lifespan,
+        # Starlette builds a redirect's absolute URL from the Host header the client sent
+        redirect_slashes=False,
     )
     app.state.registry = None
     app.state.settings = settings

@@ -52,6 +52,10 @@ class ErrorResponder:
             self._shape(scope)(error), status_code=error.status_code, headers=headers
         )
 
+    def body(self, error: ServiceError, scope: Scope) -> bytes:
+        """The error's JSON body, as `response` sends it."""
+        return bytes(JSONResponse(self._shape(scope)(error)).body)
+
     async def refuse(
         self,
         error: ServiceError,

@@ -33,7 +33,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from attnserve.service.admission import Admission
 from attnserve.service.auth import CHALLENGE, ApiKeys
 from attnserve.service.error_responses import ErrorResponder, log_rejection
-from attnserve.service.errors import BodyTooLarge, InternalError, RequestTimeout, ServiceError
+from attnserve.service.errors import (
+    BodyTooLarge,
+    InternalError,
+    InvalidRequest,
+    OtherHTTPError,
+    RequestTimeout,
+    ServiceError,
+)
 from attnserve.service.headers import add_missing, security_headers
 from attnserve.service.limits import declared_too_large, read_body
 from attnserve.service.metrics import MODEL_STATE, Metrics
@@ -51,11 +58,22 @@ CLIENT_GONE = 499
 
 
 class _Exchange:
-    """One request's answer as it goes out: its status, and whether it has started."""
+    """One request's answer as it goes out: its status, and whether it has started.
 
-    def __init__(self, send: Send, extra_headers: list[tuple[bytes, bytes]]) -> None:
+    The framework answers a few refusals in plain text (a disallowed CORS preflight, a
+    malformed Range header): those are held and sent as the API's JSON error instead."""
+
+    def __init__(
+        self,
+        send: Send,
+        extra_headers: list[tuple[bytes, bytes]],
+        json_error: Callable[[ServiceError], bytes],
+    ) -> None:
         self._send = send
         self._extra_headers = extra_headers
+        self._json_error = json_error
+        self._held: Message | None = None
+        self._held_body = b""
         self.status = 500  # until an answer starts: an exception further in is a 500
         self.started = False
 
@@ -66,7 +84,28 @@ class _Exchange:
             headers = list(message.get("headers", []))
             add_missing(headers, self._extra_headers)
             message = {**message, "headers": headers}
+            if self.status >= 400 and _content_type(headers).startswith(b"text/plain"):
+                self._held = message
+                return
+        elif self._held is not None:
+            self._held_body += message.get("body", b"")
+            if message.get("more_body", False):
+                return
+            await self._send_as_json(self._held, self._held_body)
+            return
         await self._send(message)
+
+    async def _send_as_json(self, start: Message, text: bytes) -> None:
+        error = OtherHTTPError(self.status, text.decode("utf-8", "replace") or "Refused.")
+        body = self._json_error(error)
+        headers = [
+            (name, value)
+            for name, value in start["headers"]
+            if name not in (b"content-type", b"content-length")
+        ]
+        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await self._send({**start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body})
 
 
 class Gateway:
@@ -112,7 +151,9 @@ class Gateway:
         request_id = accepted_request_id(_header(scope, _REQUEST_ID_HEADER))
         token = current_request_id.set(request_id)
         exchange = _Exchange(
-            send, [(_REQUEST_ID_HEADER, request_id.encode()), *security_headers(scope["path"])]
+            send,
+            [(_REQUEST_ID_HEADER, request_id.encode()), *security_headers(scope["path"])],
+            lambda error: self.responder.body(error, scope),
         )
         scope["attnserve.exchange"] = exchange
         answered = False
@@ -121,7 +162,8 @@ class Gateway:
             answered = True
         finally:
             route = route_template(scope)
-            status = exchange.status
+            # the app returned without answering only because the client left
+            status = exchange.status if exchange.started or not answered else CLIENT_GONE
             self.metrics.observe_request(
                 route, self._model(scope), status, time.perf_counter() - start
             )
@@ -189,7 +231,6 @@ class Gateway:
             await self.responder.refuse(error, scope, receive, send)
             return
         if body is None:  # the client went away while sending
-            exchange.status = CLIENT_GONE
             return
         if (
             matched is not None
@@ -199,6 +240,17 @@ class Gateway:
         ):
             scope["route"] = matched[0]
             if await self._predict(scope, receive, send, registry, matched[1], body):
+                return
+        if body and _header(scope, b"content-type") == "application/json":
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # the framework would guess UTF-16 or UTF-32 from the first bytes
+                not_utf8 = InvalidRequest(
+                    f"body: Invalid JSON: not UTF-8 ({exc.reason} at byte {exc.start})"
+                )
+                log_rejection(scope["path"], not_utf8)
+                await self.responder.response(not_utf8, scope)(scope, receive, send)
                 return
         await self.app(scope, _replay(body, receive), send)
 
@@ -256,6 +308,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
+    return next((value for name, value in headers if name == b"content-type"), b"")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -147,6 +147,19 @@ def test_cors_is_off_unless_origins_are_configured(
     assert allowed.status_code == 200  # a preflight carries no credentials: it needs no key
     assert allowed.headers["access-control-allow-origin"] == origin
     assert "access-control-allow-origin" not in other.headers
+    # refused in the API's own error shape, not the framework's plain text
+    assert other.status_code == 400
+    assert other.json()["error"] == {
+        "code": "bad_request",
+        "message": "Disallowed CORS origin",
+        "details": None,
+    }
+
+
+def test_an_api_keys_setting_that_holds_no_key_stops_startup(shipped_repository: Path) -> None:
+    for empty in ("", " , ,"):
+        with pytest.raises(StartupError, match="ATTNSERVE_API_KEYS is set but holds no key"):
+            create_app(cpu_settings(shipped_repository, api_keys=empty))
 
 
 def test_keys_do_not_show_in_the_settings_repr(shipped_repository: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -334,3 +335,45 @@ def test_an_unknown_route_is_404_and_a_wrong_method_405(client: TestClient) -> N
         _error("method_not_allowed", "Method GET is not allowed on /v1/predict."),
     )
     assert wrong.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"])
+def test_health_routes_answer_head_as_probes_send_it(client: TestClient, path: str) -> None:
+    answer = client.head(path)
+
+    assert answer.status_code == 200
+    assert answer.content == b""
+    assert int(answer.headers["content-length"]) > 0  # the GET body's length, unsent
+
+
+def test_a_trailing_slash_is_not_redirected_to_a_host_the_client_named(
+    client: TestClient,
+) -> None:
+    answer = client.get("/v1/models/", headers={"Host": "evil.example"}, follow_redirects=False)
+
+    assert answer.status_code == 404
+    assert "location" not in answer.headers
+    assert answer.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_body_in_another_encoding_than_utf8_is_refused(client: TestClient, encoding: str) -> None:
+    answer = client.post(
+        "/v1/predict",
+        content=json.dumps({"text": "fine"}).encode(encoding),
+        headers={"content-type": "application/json"},
+    )
+
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "invalid_request"
+    assert answer.json()["error"]["message"].startswith("body: Invalid JSON: not UTF-8")
+
+
+def test_a_malformed_range_on_the_page_files_is_a_json_error(client: TestClient) -> None:
+    malformed = client.get("/static/page.js", headers={"Range": "bytes=9-2"})
+    beyond = client.get("/static/page.js", headers={"Range": "bytes=99999999-"})
+
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == "bad_request"
+    assert beyond.status_code == 416
+    assert beyond.json()["error"]["code"] == "requested_range_not_satisfiable"

@@ -31,10 +31,14 @@ SIZES = st.one_of(
 
 
 def _request(texts: list[str]) -> bytes:
-    header = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES"}]}
     raw = b"".join(len(t.encode()).to_bytes(4, "little") + t.encode() for t in texts)
-    header["inputs"][0]["parameters"] = {"binary_data_size": len(raw)}
-    return json.dumps(header).encode() + raw
+    text_input = {
+        "name": "text",
+        "shape": [len(texts)],
+        "datatype": "BYTES",
+        "parameters": {"binary_data_size": len(raw)},
+    }
+    return json.dumps({"inputs": [text_input]}).encode() + raw
 
 
 BODIES = st.one_of(
@@ -42,9 +46,11 @@ BODIES = st.one_of(
     st.lists(st.text(max_size=30), min_size=1, max_size=4).map(_request),
     # a valid request cut or extended at random
     st.tuples(st.lists(st.text(max_size=20), min_size=1, max_size=3), st.integers(-30, 30)).map(
-        lambda pair: _request(pair[0])[: len(_request(pair[0])) + pair[1]]
-        if pair[1] < 0
-        else _request(pair[0]) + b"\x00" * pair[1]
+        lambda pair: (
+            _request(pair[0])[: len(_request(pair[0])) + pair[1]]
+            if pair[1] < 0
+            else _request(pair[0]) + b"\x00" * pair[1]
+        )
     ),
 )
 
@@ -64,8 +70,8 @@ def test_no_header_value_or_body_makes_the_binary_extension_fail(
         PATH,
         content=body,
         headers={
-            "Inference-Header-Content-Length": size,  # type: ignore[dict-item]
-            "content-type": "application/octet-stream",
+            b"Inference-Header-Content-Length": size,
+            b"content-type": b"application/octet-stream",
         },
     )
 

@@ -54,8 +54,10 @@ def serve(
     environment: Mapping[str, str] | None = None,
     ready_timeout_s: float = 60.0,
     stderr: int | None = subprocess.DEVNULL,
+    arguments: list[str] | None = None,
 ) -> Iterator[ServerProcess]:
-    """Starts `attnserve serve` on a free port with ATTNSERVE_* `environment`, waits for /readyz.
+    """Starts `attnserve serve [arguments]` on a free port with ATTNSERVE_* `environment`, waits
+    for /readyz.
 
     Leaves the process stopped (SIGTERM, then SIGKILL after 60 s) however the block ends.
     """
@@ -68,7 +70,11 @@ def serve(
         **(environment or {}),
     }
     process = subprocess.Popen(
-        [ATTNSERVE, "serve"], env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr
+        [ATTNSERVE, "serve", *(arguments or [])],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
     )
     server = ServerProcess(f"http://127.0.0.1:{port}", port, process)
     try:

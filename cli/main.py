@@ -212,11 +212,9 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the model repository over HTTP (settings from ATTNSERVE_* variables)."""
-    import uvicorn
-
     from attnserve.service.app import create_app
     from attnserve.service.errors import StartupError
-    from attnserve.service.server import DrainingServer
+    from attnserve.service.server import run_server
     from attnserve.service.settings import Settings
 
     overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
@@ -229,16 +227,7 @@ def serve(
         if settings.intra_op_threads == 0:
             threads = max(1, (os.cpu_count() or 1) // workers)
             os.environ["ATTNSERVE_INTRA_OP_THREADS"] = str(threads)
-        uvicorn.run(
-            "attnserve.service.app:create_app",
-            factory=True,
-            workers=workers,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=settings.shutdown_grace_s,
-        )
+        run_server(None, settings, workers)
         return
     try:
         application = create_app(settings)
@@ -247,17 +236,7 @@ def serve(
         raise typer.Exit(1) from error
     # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    config = uvicorn.Config(
-        application,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
-    )
-    server = DrainingServer(config)
-    server.run()
-    if not server.started:
+    if not run_server(application, settings):
         raise typer.Exit(3)  # uvicorn's status for a failed startup
 
 

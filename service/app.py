@@ -110,6 +110,8 @@ def add_gateway(
         admission=Admission(inference),
         predict_routes=[route for route in inference if route in router.routes],
         max_body_bytes=settings.max_body_bytes,
+        max_buffered_body_bytes=settings.max_buffered_body_bytes,
+        max_connections=settings.max_connections,
         timeout_s=settings.request_timeout_s,
         api_keys=ApiKeys(digests) if digests else None,
         cors_origins=settings.cors_origins,

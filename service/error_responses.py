@@ -64,8 +64,10 @@ class ErrorResponder:
         send: Send,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Answers `error` from a middleware, before any route sees the request, and logs it."""
+        """Answers `error` before any route sees the request (its body, if any, unread), logs
+        it, and closes the connection: what the client sends next is not read."""
         log_rejection(scope["path"], error)
+        headers = {**(headers or {}), **(error.headers or {}), "Connection": "close"}
         await self.response(error, scope, headers)(scope, receive, send)
 
     def _shape(self, scope: Scope) -> BodyShape:

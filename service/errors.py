@@ -21,6 +21,8 @@ ServiceError                 a request answered with `status_code`, `code`, mess
 ├── ModelUnavailable         503  that model's artifact failed verification at startup
 ├── RequestTimeout           503  the request took longer than `request_timeout_s`
 ├── Overloaded               503  the batching queue is full; Retry-After says when to retry
+├── TooManyConnections       503  more connections are open than `max_connections`
+├── BodiesOverBudget         503  request bodies being received fill `max_buffered_body_bytes`
 └── InternalError            500  our bug; the details stay in the server log
 
 StartupError                 the service cannot start; raised before serving anything
@@ -217,6 +219,32 @@ class Overloaded(ServiceError):
             {"queued": queued, "limit": limit, "retry_after_s": retry_after_s},
         )
         self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class TooManyConnections(ServiceError):
+    status_code = 503
+    code = "too_many_connections"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The server holds as many connections as it takes ({limit}): retry shortly, "
+            "on a connection of its own.",
+            {"limit": limit},
+        )
+        self.headers = {"Retry-After": "1"}
+
+
+class BodiesOverBudget(ServiceError):
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The server is receiving as many request bodies as it holds ({limit} bytes): "
+            "retry shortly.",
+            {"limit": limit},
+        )
+        self.headers = {"Retry-After": "1"}
 
 
 class InternalError(ServiceError):

@@ -1,13 +1,16 @@
 """The service's one ASGI layer: every request's cross-cutting steps, each once, in order.
 
+    HEAD              answered as GET, without the body (a probe may send HEAD)
     request id        accepted from X-Request-ID or made up; on every log event and answer
     answer headers    X-Request-ID and the security headers, added as the answer starts
     metrics, log      route, model, status and duration of every request; `request_finished`
     CORS              when origins are configured (Starlette's CORSMiddleware)
+    capacity          a connection opened past `max_connections` is refused 503, but probes
     API key           when keys are configured: 401/403 before anything else is read
     deadline          past `request_timeout_s` the request is answered 503 `request_timeout`
     admission         an inference request is refused 503 while its model's queue is full
-    body limit        413 past `max_body_bytes`, from Content-Length or counted as it arrives
+    body limit        413 past `max_body_bytes`, from Content-Length or counted as it arrives;
+                      503 while the bodies arriving fill `max_buffered_body_bytes`
     internal errors   an unexpected exception is logged and answered 500
 
 Then the predict routes (`POST /v1/predict`, `/v1/models/{name}/predict`) are answered here
@@ -31,18 +34,21 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from attnserve.service.admission import Admission
-from attnserve.service.auth import CHALLENGE, ApiKeys
+from attnserve.service.auth import CHALLENGE, OPEN_PATHS, ApiKeys
+from attnserve.service.connections import OVER_CAPACITY
 from attnserve.service.error_responses import ErrorResponder, log_rejection
 from attnserve.service.errors import (
+    BodiesOverBudget,
     BodyTooLarge,
     InternalError,
     InvalidRequest,
     OtherHTTPError,
     RequestTimeout,
     ServiceError,
+    TooManyConnections,
 )
 from attnserve.service.headers import add_missing, security_headers
-from attnserve.service.limits import declared_too_large, read_body
+from attnserve.service.limits import BodyBudget, declared_too_large, read_body
 from attnserve.service.metrics import MODEL_STATE, Metrics
 from attnserve.service.registry import ModelRegistry
 from attnserve.service.request_id import HEADER, accepted_request_id, current_request_id
@@ -121,6 +127,8 @@ class Gateway:
         admission: Admission,
         predict_routes: list[BaseRoute],
         max_body_bytes: int,
+        max_buffered_body_bytes: int,
+        max_connections: int,
         timeout_s: float,
         api_keys: ApiKeys | None = None,
         cors_origins: list[str] | None = None,
@@ -132,6 +140,8 @@ class Gateway:
         self.admission = admission
         self.predict_routes = predict_routes
         self.max_body_bytes = max_body_bytes
+        self.bodies = BodyBudget(max_buffered_body_bytes)
+        self.max_connections = max_connections
         self.timeout_s = timeout_s
         self.api_keys = api_keys
         self.guarded: ASGIApp = self._guarded
@@ -147,6 +157,9 @@ class Gateway:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "HEAD":
+            # HEAD is GET without the body, which the server leaves out for a HEAD request
+            scope = {**scope, "method": "GET"}
         start = time.perf_counter()
         request_id = accepted_request_id(_header(scope, _REQUEST_ID_HEADER))
         token = current_request_id.set(request_id)
@@ -182,6 +195,10 @@ class Gateway:
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange: _Exchange = scope["attnserve.exchange"]
+        if scope.get(OVER_CAPACITY) and scope["path"] not in OPEN_PATHS:
+            full = TooManyConnections(self.max_connections)
+            await self.responder.refuse(full, scope, receive, send)
+            return
         if self.api_keys is not None:
             refusal = self.api_keys.refusal(scope)
             if refusal is not None:
@@ -226,8 +243,8 @@ class Gateway:
         try:
             if declared_too_large(scope, self.max_body_bytes):
                 raise BodyTooLarge(self.max_body_bytes)
-            body = await read_body(receive, self.max_body_bytes)
-        except BodyTooLarge as error:
+            body = await read_body(receive, self.max_body_bytes, self.bodies)
+        except (BodyTooLarge, BodiesOverBudget) as error:
             await self.responder.refuse(error, scope, receive, send)
             return
         if body is None:  # the client went away while sending

@@ -81,14 +81,12 @@ async def describe_model(name: str, registry: Registry) -> ModelInfo:
 
 
 @router.get("/healthz", tags=["health"])
-@router.head("/healthz", include_in_schema=False)
 async def healthz() -> Health:
     """Liveness: the process answers."""
     return Health()
 
 
 @router.get("/readyz", responses=_errors(503), tags=["health"])
-@router.head("/readyz", include_in_schema=False)
 async def readyz(registry: Registry, request: Request) -> Readiness:
     """Readiness: the models are loaded and verified (every one, or at least one: the policy)."""
     registry.check_ready(request.app.state.settings.readiness)

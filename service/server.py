@@ -1,25 +1,46 @@
-"""Uvicorn's server with a drain step: on SIGTERM it stops listening, lets the connections it
-already accepted deliver their requests, then finishes them within the grace period.
+"""The HTTP server: uvicorn with the service's connection bounds and drain
+(service/connections.py), in one process or several.
 
-Uvicorn alone closes the listener and, in the same instant, every connection with no request
-parsed yet, including one whose request bytes are still in its socket buffer: that client
-sees its request dropped unanswered. Pausing between the two steps closes that window.
+On SIGTERM uvicorn stops listening, lets requests under way finish within
+`shutdown_grace_s`, and each idle connection's already-sent request is answered first.
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
-
 import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
-# How long accepted connections have to deliver their requests once the listener is closed.
-ACCEPTED_LINGER_S = 0.5
+from attnserve.service.connections import ConnectionLimits, bounded_protocol, connection_cap
+from attnserve.service.settings import Settings
+
+# Each worker process builds its app from the environment with this factory.
+APP_FACTORY = "attnserve.service.app:create_app"
 
 
-class DrainingServer(uvicorn.Server):
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()  # no new connections from here on
-        await asyncio.sleep(ACCEPTED_LINGER_S)
-        await super().shutdown(sockets)  # then uvicorn's own drain, within the grace period
+def run_server(app: ASGIApp | None, settings: Settings, workers: int = 1) -> bool:
+    """Serves `app` (None: `workers` processes, each building its own) until a signal stops
+    it; False when it never started (its startup failed)."""
+    limits = ConnectionLimits(
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout_s=settings.header_timeout_s,
+        max_connections=connection_cap(settings.max_connections),
+    )
+    config = uvicorn.Config(
+        app if app is not None else APP_FACTORY,
+        factory=app is None,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+        timeout_keep_alive=int(settings.keep_alive_s) or 1,
+        http=bounded_protocol(limits),
+    )
+    if app is None:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return True
+    server = uvicorn.Server(config)
+    server.run()
+    return server.started

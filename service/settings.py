@@ -59,6 +59,25 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     """Largest request body accepted, checked before parsing (413 above)."""
 
+    max_buffered_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    """Most bytes of request bodies held while they arrive, over all requests of a process;
+    past it a request is answered 503 `overloaded` (slow uploads cannot pile up memory)."""
+
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    """Largest request line and headers together (431 above), checked as they arrive."""
+
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """Longest a client may take to send its request line and headers, from when the
+    connection opens or its request's first byte arrives (408 past it; then closed)."""
+
+    keep_alive_s: float = Field(default=5.0, gt=0)
+    """How long an idle connection is kept open between requests."""
+
+    max_connections: int = Field(default=2048, ge=1)
+    """Most connections open at once per process (lowered to what its descriptors allow);
+    past it a new connection's requests are answered 503 `too_many_connections`, but for the
+    health routes, so that probes still answer."""
+
     readiness: Literal["all", "any"] = "all"
     """`/readyz` policy: `all`: ready when every model loaded; `any`: when at least one did."""
 

@@ -156,7 +156,8 @@ def test_sigterm_cuts_what_outlives_the_grace_period_and_still_exits_0() -> None
     assert time.monotonic() - start < 10
 
 
-def test_no_request_is_lost_or_cut_while_the_server_shuts_down() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_no_request_is_lost_or_cut_while_the_server_shuts_down(workers: int) -> None:
     results: list[str] = []
     stop = threading.Event()
 
@@ -187,7 +188,8 @@ def test_no_request_is_lost_or_cut_while_the_server_shuts_down() -> None:
             body_ok = response.status_code == 200 and len(response.json()["predictions"]) == 8
             results.append("ok" if body_ok else f"bad: {response.status_code}")
 
-    with serve({"ATTNSERVE_SHUTDOWN_GRACE_S": "20"}) as running:
+    grace = {"ATTNSERVE_SHUTDOWN_GRACE_S": "20"}
+    with serve(grace, arguments=["--workers", str(workers)]) as running:
         threads = [threading.Thread(target=client, args=(running.url,)) for _ in range(6)]
         for thread in threads:
             thread.start()
@@ -202,7 +204,7 @@ def test_no_request_is_lost_or_cut_while_the_server_shuts_down() -> None:
             thread.join(timeout=30)
 
     counts = {kind: results.count(kind) for kind in sorted(set(results))}
-    print(f"\nshutdown under load: {len(results)} requests: {counts}")
+    print(f"\nshutdown under load, {workers} worker(s): {len(results)} requests: {counts}")
     failures = [r for r in results if r not in ("ok", "refused", "reset-unaccepted")]
     assert failures == []
     assert results.count("ok") >= 10

@@ -50,14 +50,12 @@ async def server_metadata() -> ServerMetadata:
 
 
 @router.get("/health/live")
-@router.head("/health/live", include_in_schema=False)
 async def server_live() -> ServerLive:
     """Liveness: the process answers."""
     return ServerLive()
 
 
 @router.get("/health/ready", responses=_errors(503))
-@router.head("/health/ready", include_in_schema=False)
 async def server_ready(registry: Registry, request: Request) -> ServerReady:
     """Readiness: the models are loaded and verified (every one, or at least one: the policy)."""
     registry.check_ready(request.app.state.settings.readiness)

@@ -1,0 +1,166 @@
+"""Connection-level bounds on the real server process, driven by raw sockets: header size and
+deadline, idle and slow clients, a cap on connections, the buffered-body budget, malformed
+requests, and a client that leaves."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from bench.server_process import ServerProcess, serve
+
+LIMITS = {
+    "ATTNSERVE_MAX_HEADER_BYTES": "4096",
+    "ATTNSERVE_HEADER_TIMEOUT_S": "1",
+    "ATTNSERVE_MAX_CONNECTIONS": "6",
+    "ATTNSERVE_MAX_BODY_BYTES": "40000",
+    "ATTNSERVE_MAX_BUFFERED_BODY_BYTES": "60000",
+}
+REQUEST = b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with serve(LIMITS) as running:
+        yield running
+
+
+def _connect(server: ServerProcess) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+
+
+def _answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes, bool]:
+    """Status, headers and body of one answer, and whether the server then closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"closed before an answer: {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    while len(body) < int(headers["content-length"]):
+        body += sock.recv(65536)
+    sock.settimeout(5)
+    try:
+        closed = sock.recv(1) == b""
+    except TimeoutError:
+        closed = False
+    return int(status_line.split()[1]), headers, body, closed
+
+
+def _statuses(server: ServerProcess) -> dict[str, float]:
+    """attnserve_requests_total by status, from /metrics."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith("attnserve_requests_total{"):
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            counts[status] = counts.get(status, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_headers_over_the_limit_are_431_as_json_and_closed(server: ServerProcess) -> None:
+    with _connect(server) as big, _connect(server) as endless:
+        big.sendall(REQUEST + b"X-Big: " + b"a" * 5000 + b"\r\nContent-Length: 2\r\n\r\n{}")
+        # one header line that never ends, sent in pieces
+        endless.sendall(REQUEST + b"X-Endless: ")
+        for _ in range(10):
+            endless.sendall(b"b" * 500)
+
+        for sock in (big, endless):
+            status, headers, body, closed = _answer(sock)
+            assert (status, closed) == (431, True)
+            assert headers["content-type"] == "application/json"
+            assert json.loads(body)["error"]["code"] == "headers_too_large"
+
+
+def test_a_client_that_sends_nothing_or_trickles_headers_is_let_go(server: ServerProcess) -> None:
+    with _connect(server) as silent, _connect(server) as slow:
+        start = time.monotonic()
+        slow.sendall(REQUEST[:20])
+        time.sleep(0.6)
+        slow.sendall(REQUEST[20:40])  # bytes keep coming, but not the whole head in time
+
+        for sock in (silent, slow):
+            status, _, body, closed = _answer(sock)
+            assert (status, closed) == (408, True)
+            assert json.loads(body)["error"]["code"] == "header_timeout"
+        assert time.monotonic() - start < 4
+
+
+def test_a_malformed_request_is_400_as_json(server: ServerProcess) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: x\r\n\r\n")
+
+        status, headers, body, closed = _answer(sock)
+
+    assert (status, closed) == (400, True)
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "invalid_http_request"
+
+
+def test_a_refusal_before_the_body_closes_the_connection(server: ServerProcess) -> None:
+    with _connect(server) as sock:
+        sock.sendall(REQUEST + b"Content-Length: 50000\r\n\r\n")
+
+        status, headers, body, closed = _answer(sock)
+
+    assert (status, closed, headers["connection"]) == (413, True, "close")
+    assert json.loads(body)["error"]["code"] == "body_too_large"
+
+
+def test_bodies_held_while_they_arrive_stay_within_the_budget(server: ServerProcess) -> None:
+    part = b'{"texts": ["' + b"a" * 30000
+    with _connect(server) as first, _connect(server) as second:
+        for sock in (first, second):
+            sock.sendall(REQUEST + b"Content-Length: 39000\r\n\r\n" + part)
+            time.sleep(0.3)  # the first holds 30 kB of the 60 kB budget when the second comes
+
+        status, headers, body, closed = _answer(second)
+
+    assert (status, closed, headers.get("retry-after")) == (503, True, "1"), body
+    assert json.loads(body)["error"]["code"] == "overloaded"
+
+
+def test_past_the_connection_cap_requests_are_refused_but_probes_answer(
+    server: ServerProcess,
+) -> None:
+    held = [_connect(server) for _ in range(6)]  # fill the cap: 6 open connections
+    try:
+        time.sleep(0.2)
+        with _connect(server) as extra, _connect(server) as probe:
+            extra.sendall(REQUEST + b'Content-Length: 16\r\n\r\n{"text": "fine"}')
+            probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+
+            refused = _answer(extra)
+            healthy = _answer(probe)
+    finally:
+        for sock in held:
+            sock.close()
+
+    assert (refused[0], refused[3]) == (503, True)
+    assert json.loads(refused[2])["error"]["code"] == "too_many_connections"
+    assert (healthy[0], healthy[3]) == (200, True)  # answered, then closed: it is over the cap
+
+
+def test_a_client_that_leaves_mid_body_is_counted_apart_from_server_errors(
+    server: ServerProcess,
+) -> None:
+    before = _statuses(server)
+    with _connect(server) as sock:
+        sock.sendall(REQUEST + b"Content-Length: 100\r\n\r\n" + b'{"text": "half')
+        time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while _statuses(server).get("499", 0) == before.get("499", 0):
+        assert time.monotonic() < deadline, _statuses(server)
+        time.sleep(0.1)
+
+    after = _statuses(server)
+    assert after.get("499", 0) == before.get("499", 0) + 1
+    assert after.get("500", 0) == before.get("500", 0)

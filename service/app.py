@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 
 from attnserve.service.admission import Admission
 from attnserve.service.auth import ApiKeys, configured_digests
+from attnserve.service.docs import install_docs
 from attnserve.service.error_responses import ErrorResponder, install_error_handlers
 from attnserve.service.errors import StartupError
 from attnserve.service.gateway import Gateway
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # Starlette builds a redirect's absolute URL from the Host header the client sent
         redirect_slashes=False,
+        docs_url=None,  # install_docs serves them offline
+        redoc_url=None,
     )
     app.state.registry = None
     app.state.settings = settings
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(oip_router)
     install_page(app)
+    install_docs(app)
     # the Open Inference Protocol's routes answer errors in its own shape
     responder = ErrorResponder({"/v2": protocol_error_body})
     install_error_handlers(app, responder)

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import REPO_ROOT, SCREENSHOTS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # An emoji before the tokens: the API's offsets count code points, JavaScript's UTF-16 units.
 TEXT = "👍 The battery life is great,  but the screen is awful!"
 SCREENSHOT = REPO_ROOT / "build" / "screenshots" / "page.png"
@@ -42,24 +27,6 @@ def test_the_page_and_its_files_are_served_with_nothing_from_elsewhere(client: T
         assert not re.search(r"https?:|//[a-z]", text), "the page must work offline"
     assert 'src="static/page.js"' in page.text and 'href="static/page.css"' in page.text
     assert client.get("/static/nope.js").status_code == 404
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """A context of Debian's Chromium driven by Playwright (never a downloaded browser)."""
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: CI installs it (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = chromium.new_context(viewport={"width": 1000, "height": 700})
-        context.set_default_timeout(10_000)
-        yield context
-        context.close()
-        chromium.close()
 
 
 def test_the_page_shades_each_token_by_the_apis_attention(
@@ -181,7 +148,7 @@ def test_a_legend_and_a_note_say_how_far_to_trust_the_shading(
         accuracy,
         f"{aopc['attention']:.3f}",
         f"{aopc['random']:.3f}",
-        f"{ratio:.1f}× as much as deleting random words",
+        f"{ratio:.1f}\u00d7 as much as deleting random words",
     ):
         assert figure in notes["bilstm-additive"], notes["bilstm-additive"]
     assert notes["lstm"].endswith("It has no attention: nothing is shaded.")

@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.unfreeze()
         registry, app.state.registry = app.state.registry, None
         metrics.observe_models(None)
+        metrics.close()
         await registry.close()
         logger.info("stopped")
 

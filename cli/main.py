@@ -214,7 +214,7 @@ def serve(
     """Serve the model repository over HTTP (settings from ATTNSERVE_* variables)."""
     import uvicorn
 
-    from attnserve.service.app import create_app
+    from attnserve.service.app import create_app, uvicorn_log_config
     from attnserve.service.errors import StartupError
     from attnserve.service.server import DrainingServer
     from attnserve.service.settings import Settings
@@ -236,6 +236,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            log_config=uvicorn_log_config(settings.log_level),
             access_log=False,
             timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
@@ -252,6 +253,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(settings.log_level),
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )

@@ -33,8 +33,9 @@ from attnserve.service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Attributes every LogRecord has; anything else was passed in `extra` and is a field.
-_RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Attributes every LogRecord has; anything else was passed in `extra` and is a field, except
+# uvicorn's `color_message`, the same event with terminal colour codes in it.
+_RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -138,10 +139,12 @@ class JsonLineFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Sends the `service` loggers' events to stderr as JSON lines (idempotent).
+    """Sends the `service` loggers' events to stderr as JSON lines (idempotent), and Python's
+    warnings to logging (which `uvicorn_log_config` writes as JSON lines too).
 
     Events logged while a request is answered carry its `request_id`.
     """
+    logging.captureWarnings(True)
     root = logging.getLogger("attnserve")
     root.setLevel(level.upper())
     if not any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
@@ -150,3 +153,25 @@ def configure_logging(level: str) -> None:
         handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
     root.propagate = False
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """uvicorn's `log_config`: its own lines (startup, shutdown, errors, access when on) and
+    Python's warnings, to stderr as JSON lines like the service's, in every worker process."""
+    handler = {"handlers": ["json"], "level": level.upper(), "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonLineFormatter}},
+        "filters": {"request_id": {"()": RequestIdFilter}},
+        "handlers": {
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "filters": ["request_id"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        # uvicorn.error logs through `uvicorn`, as in uvicorn's own configuration
+        "loggers": {"uvicorn": handler, "uvicorn.access": handler, "py.warnings": handler},
+    }

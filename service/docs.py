@@ -29,33 +29,36 @@ _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 def install_docs(app: FastAPI) -> None:
     """Serves the docs and their files (for an app built with docs_url and redoc_url None)."""
     app.mount(DOCS_ASSETS, StaticFiles(directory=ASSETS), name="docs-assets")
-    openapi_url = str(app.openapi_url)
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return _self_only(
-            get_swagger_ui_html(
-                openapi_url=root + openapi_url,
-                title=f"{app.title} - Swagger UI",
-                swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
-                swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
-                swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
-            )
+        schema, assets = _urls(app, request)
+        page = get_swagger_ui_html(
+            openapi_url=schema,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
         )
+        return _self_only(page)
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return _self_only(
-            get_redoc_html(
-                openapi_url=root + openapi_url,
-                title=f"{app.title} - ReDoc",
-                redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
-                redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
-                with_google_fonts=False,
-            )
+        schema, assets = _urls(app, request)
+        page = get_redoc_html(
+            openapi_url=schema,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
+            with_google_fonts=False,
         )
+        return _self_only(page)
+
+
+def _urls(app: FastAPI, request: Request) -> tuple[str, str]:
+    """The OpenAPI schema's URL and the assets' folder, under the root path of a proxy."""
+    root = request.scope.get("root_path", "")
+    return f"{root}{app.openapi_url}", f"{root}{DOCS_ASSETS}"
 
 
 def _self_only(page: HTMLResponse) -> HTMLResponse:

@@ -155,9 +155,10 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A context of Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    """A context of Debian's Chromium driven by Playwright (never a downloaded browser); one a
+    module, since Playwright's event loop would stop asyncio tests that run while it lives."""
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: CI installs it (apt-get install chromium)")

@@ -1,9 +1,11 @@
 """Attention shown to a person: the text with each token shaded by its weight.
 
-`terminal_heatmap` gives rich renderables for `attnserve predict`; `html_heatmap` a
+`terminal_heatmap` gives a rich renderable for `attnserve predict`; `html_heatmap` a
 standalone HTML file. Both shade a token by its weight relative to the text's largest, with
 the same colours as the page at `GET /`, and keep every character of the text between the
-tokens as it is.
+tokens as it is. Where a terminal cannot show the shades in order (16 colours, whose palette
+each terminal sets itself) or shows no colour at all (piped, NO_COLOR), the weights are
+written out instead.
 """
 
 from __future__ import annotations
@@ -12,17 +14,23 @@ import html
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.style import Style
 from rich.text import Text
 
 from attnserve.service.schemas import Prediction, PredictResponse, Token
 
-# Shading goes from a pale to a deep tone of one hue; the page's JavaScript uses the same.
-_PALE = (255, 236, 179)
-_DEEP = (214, 48, 21)
+# Shading goes from a pale to a deep tone of one hue, violet, which reads as no sentiment
+# (red would read as negative); the page's JavaScript uses the same.
+_PALE = (242, 240, 247)
+_DEEP = (84, 39, 143)
+# The same ramp in xterm's 256 colours, pale to deep, each channel falling step by step (rich's
+# own nearest-colour choice passes through grey): a token takes the step of its share.
+_EIGHT_BIT_RAMP = (189, 183, 141, 98, 55, 54)
 # Tokens under this share of the text's largest weight stay unshaded.
 _FAINT = 0.02
+# From this share on the shade is dark enough that white text reads better than black.
+_WHITE_TEXT_FROM = 0.65
 
 
 def shade(relative: float) -> tuple[int, int, int]:
@@ -62,29 +70,68 @@ def summary(prediction: Prediction) -> str:
     return f"{prediction.label} {prediction.score:.2f}  ({probabilities})"
 
 
-def terminal_heatmap(texts: list[str], response: PredictResponse) -> Group:
+def terminal_heatmap(texts: list[str], response: PredictResponse) -> TerminalHeatmap:
     """For each text: its label and probabilities, then the text shaded by attention."""
-    parts: list[Text] = [Text(f"{response.model} v{response.version}", style="dim")]
-    for text, prediction in zip(texts, response.predictions, strict=True):
-        parts.append(Text(summary(prediction), style="bold"))
-        shaded = Text()
-        for segment in segments(text, prediction):
-            shaded.append(segment.text, _terminal_style(segment.relative))
-        parts.append(shaded)
-        if not any(token.attention is not None for token in prediction.tokens):
-            parts.append(Text("(this model has no attention)", style="dim"))
-        elif prediction.truncated:
-            parts.append(Text("(truncated: only the shaded part was read)", style="dim"))
-    return Group(*parts)
+    return TerminalHeatmap(texts, response)
 
 
-def _terminal_style(relative: float | None) -> Style | None:
+class TerminalHeatmap:
+    """Drawn for the console it is printed on: shaded in 256 or true colours, the text and
+    its weights in order of weight anywhere else."""
+
+    def __init__(self, texts: list[str], response: PredictResponse) -> None:
+        self.texts = texts
+        self.response = response
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # rich names the colour system: "truecolor", "256", "standard" (16), "windows" or None
+        shades = console.color_system in {"truecolor", "256"} and not console.no_color
+        yield Text(f"{self.response.model} v{self.response.version}", style="dim")
+        for text, prediction in zip(self.texts, self.response.predictions, strict=True):
+            yield Text(summary(prediction), style="bold")
+            if shades:
+                yield _shaded(text, prediction, eight_bit=console.color_system == "256")
+            else:
+                yield Text(text)
+            if not any(token.attention is not None for token in prediction.tokens):
+                yield Text("(this model has no attention)", style="dim")
+                continue
+            if not shades:
+                yield Text(weights(prediction))
+            if prediction.truncated:
+                read = "the shaded part" if shades else "the tokens listed"
+                yield Text(f"(truncated: only {read} was read)", style="dim")
+
+
+def weights(prediction: Prediction) -> str:
+    """`attention: great 0.412 · awful 0.220 · ...`: every token, the most attended first (a
+    middle dot between them, which no punctuation token can be mistaken for)."""
+    ranked = sorted(
+        (token for token in prediction.tokens if token.attention is not None),
+        key=lambda token: token.attention or 0.0,
+        reverse=True,
+    )
+    return "attention: " + " · ".join(f"{token.text} {token.attention:.3f}" for token in ranked)
+
+
+def _shaded(text: str, prediction: Prediction, eight_bit: bool) -> Text:
+    shaded = Text()
+    for segment in segments(text, prediction):
+        shaded.append(segment.text, _terminal_style(segment.relative, eight_bit))
+    return shaded
+
+
+def _terminal_style(relative: float | None, eight_bit: bool) -> Style | None:
     if relative is None or relative < _FAINT:
         return None
-    red, green, blue = shade(relative)
+    if eight_bit:
+        step = min(int(relative * len(_EIGHT_BIT_RAMP)), len(_EIGHT_BIT_RAMP) - 1)
+        background = f"color({_EIGHT_BIT_RAMP[step]})"
+    else:
+        background = "rgb({},{},{})".format(*shade(relative))
     return Style(
-        bgcolor=f"rgb({red},{green},{blue})",
-        color="#ffffff" if relative > 0.6 else "#000000",
+        bgcolor=background,
+        color="#ffffff" if relative >= _WHITE_TEXT_FROM else "#000000",
     )
 
 
@@ -108,7 +155,7 @@ def _html_piece(segment: Segment) -> str:
     style = ""
     if segment.relative is not None and segment.relative >= _FAINT:
         red, green, blue = shade(segment.relative)
-        foreground = "#fff" if segment.relative > 0.6 else "#000"
+        foreground = "#fff" if segment.relative >= _WHITE_TEXT_FROM else "#000"
         style = f' style="background: rgb({red}, {green}, {blue}); color: {foreground}"'
     return (
         f'<span class="token" data-attention="{weight}" title="attention {weight}"{style}>'

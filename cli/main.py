@@ -272,7 +272,9 @@ def predict(
     else:
         from rich.console import Console
 
-        Console(highlight=False).print(terminal_heatmap(texts, response))
+        console = Console(highlight=False)
+        # piped: a text and its weights on one line each, however long, for what reads them
+        console.print(terminal_heatmap(texts, response), soft_wrap=not console.is_terminal)
     if html is not None:
         html.write_text(html_heatmap(texts, response), encoding="utf-8")
         typer.echo(f"wrote {html}", err=True)

@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 
 from attnserve.service.admission import Admission
 from attnserve.service.auth import ApiKeys, configured_digests
+from attnserve.service.docs import install_docs
 from attnserve.service.error_responses import ErrorResponder, install_error_handlers
 from attnserve.service.errors import StartupError
 from attnserve.service.gateway import Gateway
@@ -32,8 +33,9 @@ from attnserve.service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Attributes every LogRecord has; anything else was passed in `extra` and is a field.
-_RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Attributes every LogRecord has; anything else was passed in `extra` and is a field, except
+# uvicorn's `color_message`, the same event with terminal colour codes in it.
+_RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.unfreeze()
         registry, app.state.registry = app.state.registry, None
         metrics.observe_models(None)
+        metrics.close()
         await registry.close()
         logger.info("stopped")
 
@@ -75,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # Starlette builds a redirect's absolute URL from the Host header the client sent
         redirect_slashes=False,
+        docs_url=None,  # install_docs serves them offline
+        redoc_url=None,
     )
     app.state.registry = None
     app.state.settings = settings
@@ -82,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(oip_router)
     install_page(app)
+    install_docs(app)
     # the Open Inference Protocol's routes answer errors in its own shape
     responder = ErrorResponder({"/v2": protocol_error_body})
     install_error_handlers(app, responder)
@@ -135,10 +141,12 @@ class JsonLineFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Sends the `service` loggers' events to stderr as JSON lines (idempotent).
+    """Sends the `service` loggers' events to stderr as JSON lines (idempotent), and Python's
+    warnings to logging (which `uvicorn_log_config` writes as JSON lines too).
 
     Events logged while a request is answered carry its `request_id`.
     """
+    logging.captureWarnings(True)
     root = logging.getLogger("attnserve")
     root.setLevel(level.upper())
     if not any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
@@ -147,3 +155,25 @@ def configure_logging(level: str) -> None:
         handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
     root.propagate = False
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """uvicorn's `log_config`: its own lines (startup, shutdown, errors, access when on) and
+    Python's warnings, to stderr as JSON lines like the service's, in every worker process."""
+    handler = {"handlers": ["json"], "level": level.upper(), "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonLineFormatter}},
+        "filters": {"request_id": {"()": RequestIdFilter}},
+        "handlers": {
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "filters": ["request_id"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        # uvicorn.error logs through `uvicorn`, as in uvicorn's own configuration
+        "loggers": {"uvicorn": handler, "uvicorn.access": handler, "py.warnings": handler},
+    }

@@ -24,6 +24,7 @@ from starlette.requests import Request
 
 from attnserve.service.predictions import STAGES, Predictions, Timings
 from attnserve.service.registry import ModelRegistry
+from attnserve.service.runtime_metrics import register_runtime_collectors
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -69,6 +70,7 @@ class Metrics:
         if multiprocess_dir:
             self.exposed = CollectorRegistry()
             MultiProcessCollector(self.exposed, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+        self.worker_copies = register_runtime_collectors(self.exposed, multiprocess_dir)
         self.requests = Counter(
             "attnserve_requests",
             "HTTP requests answered, by route template, model and status.",
@@ -147,6 +149,8 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """Every metric in the Prometheus text format."""
+        if self.worker_copies is not None:
+            self.worker_copies.copy()
         return generate_latest(self.exposed)
 
     def observe_models(self, registry: ModelRegistry | None) -> None:
@@ -172,6 +176,8 @@ class Metrics:
 
     def observe_prediction(self, predictions: Predictions, timings: Timings) -> None:
         """Records one answered prediction request: its stages, texts and tokens."""
+        if self.worker_copies is not None:
+            self.worker_copies.copy()
         series = self._model_series(predictions.model)
         for histogram, milliseconds in zip(series.stages, timings.stages().values(), strict=True):
             histogram.observe(milliseconds / 1000.0)
@@ -198,6 +204,11 @@ class Metrics:
                 truncated=self.truncated.labels(model),
             )
         return series
+
+    def close(self) -> None:
+        """The process stops serving: under several workers, its per-worker series go."""
+        if self.worker_copies is not None:
+            self.worker_copies.close()
 
     def observe_batch(self, model: str, size: int) -> None:
         """Records one batch handed to ONNX Runtime (merged batches counted as run)."""

@@ -11,6 +11,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
+from attnserve.service.app import uvicorn_log_config
 from attnserve.service.connections import ConnectionLimits, bounded_protocol, connection_cap
 from attnserve.service.settings import Settings
 
@@ -33,6 +34,7 @@ def run_server(app: ASGIApp | None, settings: Settings, workers: int = 1) -> boo
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(settings.log_level),
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
         timeout_keep_alive=int(settings.keep_alive_s) or 1,

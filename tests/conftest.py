@@ -27,6 +27,16 @@ from attnserve.service.settings import Settings
 from tests.live_server import serve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # Screenshots tests took, for a person to look at; their paths are printed at the end.
 SCREENSHOTS: list[Path] = []
 
@@ -143,3 +153,22 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.TransportError:
         return False
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A context of Debian's Chromium driven by Playwright (never a downloaded browser); one a
+    module, since Playwright's event loop would stop asyncio tests that run while it lives."""
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: CI installs it (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = chromium.new_context(viewport={"width": 1000, "height": 700})
+        context.set_default_timeout(10_000)
+        yield context
+        context.close()
+        chromium.close()

@@ -1,10 +1,14 @@
 // The page at GET /: asks the service (same origin) and shades the text by attention.
-// No libraries and no build step; the colours match `attnserve predict`'s heatmaps.
+// No libraries and no build step; the colours match `attnserve predict`'s heatmaps: one hue,
+// violet, that reads as no sentiment. Labels are the model's own, as GET /v1/models lists them.
 "use strict";
 
-const PALE = [255, 236, 179];
-const DEEP = [214, 48, 21];
+const PALE = [242, 240, 247];
+const DEEP = [84, 39, 143];
 const FAINT = 0.02; // tokens under this share of the largest weight stay unshaded
+const WHITE_TEXT_FROM = 0.65; // from this share on, white text reads better than black
+
+const models = new Map(); // name -> the model's entry in GET /v1/models
 
 const form = document.getElementById("ask");
 const textInput = document.getElementById("text");
@@ -16,6 +20,14 @@ const result = document.getElementById("result");
 function shade(relative) {
   const r = Math.min(Math.max(relative, 0), 1);
   return PALE.map((pale, i) => Math.round(pale + (DEEP[i] - pale) * r));
+}
+
+function rgb([r, g, b]) {
+  return `rgb(${r}, ${g}, ${b})`;
+}
+
+function percent(fraction) {
+  return `${(100 * fraction).toFixed(1)}%`;
 }
 
 function showStatus(message, isError) {
@@ -40,12 +52,45 @@ async function loadModels() {
   }
   const body = await response.json();
   for (const model of body.models) {
+    models.set(model.name, model);
     const option = document.createElement("option");
     option.value = model.name;
-    option.textContent = `${model.name} v${model.version} (${model.architecture})`;
+    const accuracy = model.metrics.test_accuracy;
+    option.textContent = accuracy === undefined ? `${model.name} v${model.version}` :
+      `${model.name} v${model.version} · accuracy ${percent(accuracy)}`;
     option.selected = model.name === body.default_model;
     modelSelect.append(option);
   }
+}
+
+// How far to trust the shading: the model's test accuracy, and how much deleting its most
+// attended words lowers its confidence against deleting random ones (AOPC, at export).
+function modelNote(model) {
+  const parts = [];
+  const accuracy = model.metrics.test_accuracy;
+  if (accuracy !== undefined) {
+    parts.push(`${model.name}: accuracy ${percent(accuracy)} on its test split.`);
+  }
+  const aopc = model.faithfulness ? model.faithfulness.aopc : null;
+  if (!model.has_attention) {
+    parts.push("It has no attention: nothing is shaded.");
+  } else if (!aopc || aopc.attention === undefined || !aopc.random) {
+    parts.push("How faithful its attention is was not measured.");
+  } else {
+    const ratio = aopc.attention / aopc.random;
+    parts.push(
+      "Deleting the words it attends to most lowers its confidence by " +
+      `${aopc.attention.toFixed(3)} on average, ${ratio.toFixed(1)}× as much as deleting ` +
+      `random words (${aopc.random.toFixed(3)}): the shading shows what the model reads, ` +
+      "not a proof of why it decided."
+    );
+  }
+  return parts.join(" ");
+}
+
+function drawLegend() {
+  document.querySelector("#legend .ramp").style.background =
+    `linear-gradient(to right, ${rgb(PALE)}, ${rgb(DEEP)})`;
 }
 
 // The service's offsets count Unicode code points; JavaScript strings count UTF-16 units,
@@ -69,9 +114,8 @@ function renderText(text, prediction) {
     span.title = weight === null ? "no attention" : `attention ${weight.toFixed(4)}`;
     const relative = weight !== null && largest > 0 ? weight / largest : null;
     if (relative !== null && relative >= FAINT) {
-      const [r, g, b] = shade(relative);
-      span.style.backgroundColor = `rgb(${r}, ${g}, ${b})`;
-      span.style.color = relative > 0.6 ? "#fff" : "#000";
+      span.style.backgroundColor = rgb(shade(relative));
+      span.style.color = relative >= WHITE_TEXT_FROM ? "#fff" : "#000";
     }
     span.addEventListener("mouseenter", () => {
       document.getElementById("hovered").textContent =
@@ -86,10 +130,12 @@ function renderText(text, prediction) {
   }
 }
 
-function renderProbabilities(prediction) {
+// In the order of the model's labels (from GET /v1/models), whatever their number and names.
+function renderProbabilities(prediction, labels) {
   const body = document.querySelector("#probabilities tbody");
   body.replaceChildren();
-  for (const [label, probability] of Object.entries(prediction.probabilities)) {
+  for (const label of labels) {
+    const probability = prediction.probabilities[label];
     const row = body.insertRow();
     row.dataset.label = label;
     row.insertCell().textContent = label;
@@ -105,12 +151,11 @@ function render(text, answer, timing) {
   const prediction = answer.predictions[0];
   document.getElementById("label").textContent =
     `${prediction.label} (${prediction.score.toFixed(3)})`;
-  renderProbabilities(prediction);
+  const model = models.get(answer.model);
+  renderProbabilities(prediction, model ? model.labels : Object.keys(prediction.probabilities));
   renderText(text, prediction);
+  document.getElementById("model-note").textContent = model ? modelNote(model) : "";
   const notes = [`${answer.model} v${answer.version}`];
-  if (prediction.tokens.every((t) => t.attention === null)) {
-    notes.push("this model has no attention");
-  }
   if (prediction.truncated) {
     notes.push("truncated: the model read only the shaded part");
   }
@@ -151,4 +196,13 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
+// Ctrl+Enter (Cmd+Enter on a Mac) in the text submits, as in most text boxes that send.
+textInput.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    form.requestSubmit();
+  }
+});
+
+drawLegend();
 loadModels();

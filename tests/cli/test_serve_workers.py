@@ -1,18 +1,21 @@
-"""`attnserve serve --workers N`: several processes answer on one port and stop cleanly."""
+"""`attnserve serve`: several processes answer on one port and stop cleanly; every line a
+server writes is JSON."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bench.common import ATTNSERVE
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, attnserve_serve
 
 
 def _free_port() -> int:
@@ -54,5 +57,40 @@ def test_two_workers_answer_and_stop_on_sigterm(shipped_repository: Path) -> Non
         output, _ = process.communicate(timeout=60)
 
     assert process.returncode == 0, output
+    events = json_lines(output)
     # Each worker process loaded the models itself.
-    assert output.count('"event": "ready"') == 2, output
+    assert [event["logger"] for event in events].count("attnserve.service.app") >= 2
+    assert len([event for event in events if event["event"] == "ready"]) == 2, output
+    # uvicorn's supervisor and workers speak JSON too
+    said = {(event["logger"], event["event"].split(" [")[0]) for event in events}
+    for line in ("Started parent process", "Started server process", "Stopping parent process"):
+        assert ("uvicorn.error", line) in said, said
+
+
+def test_a_server_writes_only_json_lines(shipped_repository: Path, tmp_path: Path) -> None:
+    """uvicorn's own lines (start, address, shutdown) go through the service's JSON format."""
+    log = tmp_path / "stderr"
+    with attnserve_serve(shipped_repository, log, ATTNSERVE_LOG_LEVEL="info") as url:
+        assert httpx.post(f"{url}/v1/predict", json={"text": "Great"}).status_code == 200
+        assert httpx.get(f"{url}/no/such/route").status_code == 404
+
+    events = json_lines(log.read_text("utf-8"))
+    said = {(event["logger"], event["event"].split(" [")[0]) for event in events}
+    assert ("uvicorn.error", "Started server process") in said, said
+    assert ("uvicorn.error", "Application startup complete.") in said, said
+    assert ("uvicorn.error", "Shutting down") in said, said
+    running = [event["event"] for event in events if event["event"].startswith("Uvicorn running")]
+    assert running == [f"Uvicorn running on {url} (Press CTRL+C to quit)"]
+    assert ("attnserve.service.app", "ready") in said
+    assert all("color_message" not in event for event in events)
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    """Each line of `output` as the JSON object it must be: time, level, logger, event."""
+    events = []
+    for line in output.splitlines():
+        event = json.loads(line)
+        assert {"time", "level", "logger", "event"} <= event.keys(), line
+        events.append(event)
+    assert events, "nothing was logged"
+    return events

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,11 +34,7 @@ def samples(client: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], 
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
+    return parsed(response.text)
 
 
 def value(
@@ -72,6 +70,32 @@ def test_predictions_are_counted_by_route_model_status_texts_and_tokens(
     for stage in ("tokenize", "queue", "inference", "postprocess"):
         assert value(found, "attnserve_stage_duration_seconds_count", model=MODEL, stage=stage) == 2
         assert value(found, "attnserve_stage_duration_seconds_sum", model=MODEL, stage=stage) > 0
+
+
+def test_the_process_its_garbage_collector_and_python_are_exposed(
+    fresh_client: TestClient,
+) -> None:
+    found = samples(fresh_client)
+
+    assert value(found, "process_resident_memory_bytes") > 10e6  # the models alone weigh more
+    assert value(found, "process_cpu_seconds_total") > 0
+    assert value(found, "process_open_fds") > 0
+    assert abs(value(found, "process_start_time_seconds") - this_process_start()) < 5
+    for generation in ("0", "1", "2"):
+        assert ("python_gc_collections_total", frozenset({("generation", generation)})) in found
+    info = [labels for name, labels in found if name == "python_info"]
+    assert [dict(labels)["version"] for labels in info] == [platform.python_version()]
+
+
+def this_process_start() -> float:
+    """This process's start, in seconds since the epoch, from /proc (as the collector reads)."""
+    ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def test_models_loaded_are_exposed(fresh_client: TestClient) -> None:
@@ -136,21 +160,41 @@ def test_server_processes_sharing_a_multiprocess_directory_count_together(
     shared = tmp_path / "metrics"
     shared.mkdir()
     env = {"PROMETHEUS_MULTIPROC_DIR": str(shared)}
-    with (
-        attnserve_serve(shipped_repository, tmp_path / "one.log", **env) as one,
-        attnserve_serve(shipped_repository, tmp_path / "two.log", **env) as two,
-    ):
-        for url in (one, one, two):
-            assert httpx.post(f"{url}/v1/predict", json={"texts": ["good", "bad"]}).is_success
-        scraped = [httpx.get(f"{url}/metrics").text for url in (one, two)]
+    with attnserve_serve(shipped_repository, tmp_path / "one.log", **env) as one:
+        with attnserve_serve(shipped_repository, tmp_path / "two.log", **env) as two:
+            for url in (one, one, two):
+                assert httpx.post(f"{url}/v1/predict", json={"texts": ["good", "bad"]}).is_success
+            scraped = [parsed(httpx.get(f"{url}/metrics").text) for url in (one, two)]
+        after_two_stopped = parsed(httpx.get(f"{one}/metrics").text)
 
-    for text in scraped:
-        found = {
-            (sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
+    for found in scraped:
         ok = {"route": "/v1/predict", "model": MODEL, "status": "200"}
         assert value(found, "attnserve_requests_total", **ok) == 3
         assert value(found, "attnserve_texts_total", model=MODEL) == 6
         assert value(found, "attnserve_models_loaded") == SHIPPED_MODELS
+        # each process's own figures, one series a live process; counters add up over them
+        assert len(pids(found, "process_resident_memory_bytes")) == 2
+        assert pids(found, "process_start_time_seconds") == pids(found, "process_open_fds")
+        assert value(found, "process_cpu_seconds_total") > 0
+        assert value(found, "python_gc_collections_total", generation="0") > 0
+        assert len([name for name, _ in found if name == "python_info"]) == 1
+    assert pids(scraped[0], "process_resident_memory_bytes") == pids(
+        scraped[1], "process_resident_memory_bytes"
+    )
+    # a process that stopped took its gauges along; its counters still count
+    assert len(pids(after_two_stopped, "process_resident_memory_bytes")) == 1
+    cpu = [value(found, "process_cpu_seconds_total") for found in (*scraped, after_two_stopped)]
+    assert cpu[2] >= max(cpu[:2])
+
+
+def parsed(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def pids(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str) -> set[str]:
+    """The `pid` labels of a metric's series."""
+    return {dict(labels)["pid"] for sample, labels in found if sample == name}

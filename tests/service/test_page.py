@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import REPO_ROOT, SCREENSHOTS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # An emoji before the tokens: the API's offsets count code points, JavaScript's UTF-16 units.
 TEXT = "👍 The battery life is great,  but the screen is awful!"
 SCREENSHOT = REPO_ROOT / "build" / "screenshots" / "page.png"
@@ -42,24 +27,6 @@ def test_the_page_and_its_files_are_served_with_nothing_from_elsewhere(client: T
         assert not re.search(r"https?:|//[a-z]", text), "the page must work offline"
     assert 'src="static/page.js"' in page.text and 'href="static/page.css"' in page.text
     assert client.get("/static/nope.js").status_code == 404
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """A context of Debian's Chromium driven by Playwright (never a downloaded browser)."""
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: CI installs it (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = chromium.new_context(viewport={"width": 1000, "height": 700})
-        context.set_default_timeout(10_000)
-        yield context
-        context.close()
-        chromium.close()
 
 
 def test_the_page_shades_each_token_by_the_apis_attention(
@@ -90,8 +57,12 @@ def test_the_page_shades_each_token_by_the_apis_attention(
     # the whole text is shown, in order, and the most attended token is the deepest shade
     assert page.inner_text("#highlighted") == TEXT
     top = max(range(len(spans)), key=lambda i: spans[i][1])
-    assert spans[top][2] == "rgb(214, 48, 21)"
+    assert spans[top][2] == "rgb(84, 39, 143)"
     assert page.inner_text("#label") == f"{expected['label']} ({expected['score']:.3f})"
+    # one row a label, in the order of the model's labels (GET /v1/models), none assumed
+    labels = httpx.get(f"{server_process}/v1/models/bilstm-additive").json()["labels"]
+    rows = page.eval_on_selector_all("#probabilities tr", "rows => rows.map(r => r.dataset.label)")
+    assert rows == labels
     for label, probability in expected["probabilities"].items():
         row = page.inner_text(f'#probabilities tr[data-label="{label}"]')
         assert row.split() == [label, f"{probability:.3f}"]
@@ -120,4 +91,66 @@ def test_an_error_shows_the_apis_message(browser: Any, server_process: str) -> N
         "Text at index 0 is empty or has no tokens: there is nothing to classify."
     )
     assert page.is_hidden("#result")
+    page.close()
+
+
+def test_the_picker_names_each_model_once_with_its_accuracy(
+    browser: Any, server_process: str
+) -> None:
+    page = browser.new_page()
+    page.goto(f"{server_process}/")
+    page.wait_for_selector("#model option", state="attached")
+
+    options = page.eval_on_selector_all(
+        "#model option", "options => options.map(o => [o.value, o.textContent])"
+    )
+    served = httpx.get(f"{server_process}/v1/models").json()["models"]
+    assert options == [
+        [
+            model["name"],
+            f"{model['name']} v{model['version']} · accuracy "
+            f"{100 * model['metrics']['test_accuracy']:.1f}%",
+        ]
+        for model in served
+    ]
+    assert all(text.count(name) == 1 for name, text in options)
+    page.close()
+
+
+def test_a_legend_and_a_note_say_how_far_to_trust_the_shading(
+    browser: Any, server_process: str
+) -> None:
+    """The legend's ramp runs pale to deep; the note gives the picked model's figures from
+    GET /v1/models: accuracy, and attention's faithfulness against random words (AOPC)."""
+    page = browser.new_page()
+    page.goto(f"{server_process}/")
+    page.wait_for_selector("#model option", state="attached")
+    notes = {}
+    for name in ("bilstm-additive", "lstm", "minilm-attention"):
+        page.select_option("#model", name)
+        page.fill("#text", TEXT)
+        page.press("#text", "Control+Enter")  # submits, as the button does
+        page.wait_for_function(
+            "name => document.getElementById('note').textContent.startsWith(name + ' v')", arg=name
+        )
+        notes[name] = page.inner_text("#model-note")
+
+    ramp = page.eval_on_selector("#legend .ramp", "r => getComputedStyle(r).backgroundImage")
+    assert ramp == "linear-gradient(to right, rgb(242, 240, 247), rgb(84, 39, 143))"
+    assert page.inner_text("#legend").split()[:3] == ["less", "more", "attention"]
+    assert page.is_visible("#legend")
+
+    info = httpx.get(f"{server_process}/v1/models/bilstm-additive").json()
+    aopc = info["faithfulness"]["aopc"]
+    accuracy = f"{100 * info['metrics']['test_accuracy']:.1f}%"
+    ratio = aopc["attention"] / aopc["random"]
+    for figure in (
+        accuracy,
+        f"{aopc['attention']:.3f}",
+        f"{aopc['random']:.3f}",
+        f"{ratio:.1f}\u00d7 as much as deleting random words",
+    ):
+        assert figure in notes["bilstm-additive"], notes["bilstm-additive"]
+    assert notes["lstm"].endswith("It has no attention: nothing is shaded.")
+    assert notes["minilm-attention"].endswith("How faithful its attention is was not measured.")
     page.close()

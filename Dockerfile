@@ -60,9 +60,12 @@ RUN chmod -R u=rwX,go=rX /opt/attnserve/model_repository
 # runtime: the interpreter, the virtualenv and the model repository; no compilers, no pip.
 FROM ${PYTHON_IMAGE} AS runtime
 
+# ORT_DISABLE_TELEMETRY: ONNX Runtime sends no usage events and writes nothing under $HOME
+# (the service sets it too; here it also covers any other use of the library in the image).
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    ORT_DISABLE_TELEMETRY=1 \
     ATTNSERVE_HOST=0.0.0.0 \
     ATTNSERVE_PORT=8000 \
     ATTNSERVE_MODEL_REPOSITORY=/opt/attnserve/model_repository

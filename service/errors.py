@@ -15,7 +15,8 @@ ServiceError                 a request answered with `status_code`, `code`, mess
 ├── MethodNotAllowed         405
 ├── OtherHTTPError           4xx  any other refusal by the HTTP layer (e.g. 400 unreadable body)
 ├── TooManyTexts             413  more texts than `max_texts_per_request`
-├── TextTooLong              413  a text longer than `max_text_chars`
+├── TextTooLong              413  a text longer than `max_text_chars` (also once normalised)
+├── HeadsTooLarge            413  `detail: heads` for more weights than `max_heads_values`
 ├── BodyTooLarge             413  a body larger than `max_body_bytes`
 ├── ModelNotReady            503  models are not loaded (yet, or any more)
 ├── ModelUnavailable         503  that model's artifact failed verification at startup
@@ -156,10 +157,24 @@ class TextTooLong(ServiceError):
     status_code = 413
     code = "text_too_long"
 
-    def __init__(self, index: int, length: int, limit: int) -> None:
+    def __init__(self, index: int, length: int, limit: int, normalized: bool = False) -> None:
+        what = "characters once normalised (Unicode NFKD)" if normalized else "characters"
+        details: dict[str, Any] = {"index": index, "length": length, "limit": limit}
         super().__init__(
-            f"Text at index {index} has {length} characters, the limit is {limit}.",
-            {"index": index, "length": length, "limit": limit},
+            f"Text at index {index} has {length} {what}, the limit is {limit}.",
+            details | ({"normalized": True} if normalized else {}),
+        )
+
+
+class HeadsTooLarge(ServiceError):
+    status_code = 413
+    code = "heads_too_large"
+
+    def __init__(self, values: int, limit: int) -> None:
+        super().__init__(
+            f"The self-attention maps of these texts hold {values} weights, the limit is "
+            f"{limit}: ask `detail: heads` of fewer or shorter texts.",
+            {"values": values, "limit": limit},
         )
 
 

@@ -54,7 +54,7 @@ from attnserve.service.registry import ModelRegistry
 from attnserve.service.request_id import HEADER, accepted_request_id, current_request_id
 from attnserve.service.route_label import route_template
 from attnserve.service.schemas import PredictRequest
-from attnserve.service.v1_json import predict_response_json
+from attnserve.service.v1_json import encoded_off_the_loop
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ class Gateway:
             await self.responder.response(error, scope, error.headers)(scope, receive, send)
             return True
         start = time.perf_counter()
-        payload = predict_response_json(predictions)
+        payload = await encoded_off_the_loop(predictions)
         timings = predictions.timings.plus_postprocess((time.perf_counter() - start) * 1000.0)
         self.metrics.observe_prediction(predictions, timings)
         scope.setdefault("state", {})[MODEL_STATE] = predictions.model

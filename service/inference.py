@@ -14,10 +14,10 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 
 from attnserve.artifact.graph import HEADS_OUTPUT, OUTPUT_NAMES, PaddedBatch
 from attnserve.service.errors import Overloaded
+from attnserve.service.onnxruntime_env import onnxruntime as ort
 
 # Told the size of every batch ONNX Runtime runs (the metrics' batch-size histogram).
 BatchObserver = Callable[[int], None]

@@ -6,7 +6,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnxruntime as ort
 from pydantic import ValidationError
 
 from attnserve.artifact.graph import HEADS_OUTPUT, INPUT_NAMES, OUTPUT_NAMES
@@ -20,6 +19,7 @@ from attnserve.artifact.manifest import (
 from attnserve.artifact.tokenizer import TextEncoder
 from attnserve.service.errors import ArtifactError
 from attnserve.service.inference import SessionRunner
+from attnserve.service.onnxruntime_env import onnxruntime as ort
 from attnserve.service.providers import SessionConfig
 
 # ONNX Runtime's names for the element types a manifest may declare.

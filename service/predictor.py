@@ -3,14 +3,22 @@ runner, labels and per-word attention."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import unicodedata
 from dataclasses import dataclass
 
 from attnserve.artifact.graph import HEADS_OUTPUT
-from attnserve.artifact.tokenizer import piece_attention, piece_spans, word_attention
+from attnserve.artifact.tokenizer import (
+    EncodedText,
+    piece_attention,
+    piece_spans,
+    word_attention,
+)
 from attnserve.service.errors import (
     DetailUnavailable,
     EmptyText,
+    HeadsTooLarge,
     Overloaded,
     TextTooLong,
     TooManyTexts,
@@ -23,12 +31,20 @@ from attnserve.service.schemas import ModelInfo
 PIECES_DETAIL = "pieces"
 
 
+# A text may grow this much under compatibility normalisation (a Hangul syllable is three
+# jamo) before its length counts against it: some characters expand to eighteen.
+NORMALIZED_GROWTH = 4
+# Requests with more characters than this are tokenised in a worker thread, off the loop.
+TOKENIZE_IN_THREAD_CHARS = 4096
+
+
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask of a model (413 past either)."""
+    """What one request may ask of a model (413 past any)."""
 
     max_texts: int
     max_chars: int
+    max_heads_values: int
 
 
 class Predictor:
@@ -58,14 +74,17 @@ class Predictor:
             raise DetailUnavailable(detail or HEADS_OUTPUT, self.manifest.name)
         if len(texts) > self.limits.max_texts:
             raise TooManyTexts(len(texts), self.limits.max_texts)
-        for index, text in enumerate(texts):
-            if len(text) > self.limits.max_chars:
-                raise TextTooLong(index, len(text), self.limits.max_chars)
+        self._check_lengths(texts)
         encoder = self.model.encoder
-        encoded = encoder.encode(texts)
+        if sum(map(len, texts)) > TOKENIZE_IN_THREAD_CHARS:
+            encoded = await asyncio.to_thread(encoder.encode, texts)
+        else:
+            encoded = encoder.encode(texts)
         empty = [index for index, item in enumerate(encoded) if not item.ids]
         if empty:
             raise EmptyText(empty)
+        if heads:
+            self._check_heads_size(encoded)
         batch = encoder.pad(encoded)
         tokenize_ms = _ms_since(start)
 
@@ -112,6 +131,27 @@ class Predictor:
             pieces=pieces,
             heads=per_text_heads,
         )
+
+    def _check_lengths(self, texts: list[str]) -> None:
+        """Each text within `max_chars`, and within NORMALIZED_GROWTH times that once
+        normalised: what the tokenizer works through, and what it costs."""
+        limit = self.limits.max_chars
+        for index, text in enumerate(texts):
+            if len(text) > limit:
+                raise TextTooLong(index, len(text), limit)
+            if not text.isascii():
+                normalized = len(unicodedata.normalize("NFKD", text))
+                if normalized > NORMALIZED_GROWTH * limit:
+                    raise TextTooLong(index, normalized, NORMALIZED_GROWTH * limit, True)
+
+    def _check_heads_size(self, encoded: list[EncodedText]) -> None:
+        """The heads answer's size: layers x heads x tokens x tokens weights for each text."""
+        [spec] = [spec for spec in self.manifest.outputs if spec.name == HEADS_OUTPUT]
+        layers, heads = spec.shape[1], spec.shape[2]
+        per_token_pair = layers * heads if isinstance(layers, int) and isinstance(heads, int) else 1
+        values = per_token_pair * sum(len(item.ids) ** 2 for item in encoded)
+        if values > self.limits.max_heads_values:
+            raise HeadsTooLarge(values, self.limits.max_heads_values)
 
     async def close(self) -> None:
         """Stops the runner (a batcher's worker)."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import onnxruntime as ort
-
 from attnserve.service.errors import ProviderUnavailable
+from attnserve.service.onnxruntime_env import onnxruntime as ort
 from attnserve.service.settings import ProviderChoice, Settings
 
 CPU = "CPUExecutionProvider"

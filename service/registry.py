@@ -168,7 +168,11 @@ def build_predictor(
             max_delay_ms=settings.batch_max_delay_ms,
             max_queue_texts=settings.batch_queue_texts,
         )
-    limits = Limits(max_texts=settings.max_texts_per_request, max_chars=settings.max_text_chars)
+    limits = Limits(
+        max_texts=settings.max_texts_per_request,
+        max_chars=settings.max_text_chars,
+        max_heads_values=settings.max_heads_values,
+    )
     return Predictor(model, runner, limits)
 
 

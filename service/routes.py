@@ -20,7 +20,7 @@ from attnserve.service.schemas import (
     PredictResponse,
     Readiness,
 )
-from attnserve.service.v1_json import predict_response_json
+from attnserve.service.v1_json import encoded_off_the_loop
 
 
 async def _registry(request: Request) -> ModelRegistry:
@@ -47,7 +47,7 @@ _PREDICT_ERRORS = _errors(404, 413, 422, 503)
 )
 async def predict(body: PredictRequest, registry: Registry, request: Request) -> Response:
     """Classify the sentiment of `text` or `texts` with the default model."""
-    return _answered(await registry.get().predict(body.all_texts(), body.detail), request)
+    return await _answered(await registry.get().predict(body.all_texts(), body.detail), request)
 
 
 @router.post(
@@ -61,7 +61,7 @@ async def predict_with(
 ) -> Response:
     """Classify the sentiment of `text` or `texts` with the named model."""
     predictor = registry.get(name)
-    return _answered(await predictor.predict(body.all_texts(), body.detail), request)
+    return await _answered(await predictor.predict(body.all_texts(), body.detail), request)
 
 
 # The routes that run a model (admission refuses them while its queue is full).
@@ -100,12 +100,12 @@ async def metrics(request: Request) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-def _answered(predictions: Predictions, request: Request) -> Response:
+async def _answered(predictions: Predictions, request: Request) -> Response:
     """The response, with its stages' times in `Server-Timing` and in the metrics."""
     # Our own response, encoded once: FastAPI would otherwise validate it against
     # `response_model` and encode it in Python.
     start = time.perf_counter()
-    body = predict_response_json(predictions)
+    body = await encoded_off_the_loop(predictions)
     timings = predictions.timings.plus_postprocess((time.perf_counter() - start) * 1000.0)
     record_prediction(request, predictions, timings)
     return Response(

@@ -54,7 +54,12 @@ class Settings(BaseSettings):
     """Most texts one predict request may carry (413 above)."""
 
     max_text_chars: int = Field(default=5000, ge=1)
-    """Most characters one text may have (413 above)."""
+    """Most characters one text may have (413 above); once normalised (Unicode NFKD, which a
+    ligature or a Hangul syllable expands), at most four times as many."""
+
+    max_heads_values: int = Field(default=1024 * 1024, ge=1)
+    """Most self-attention weights one `detail: heads` request may ask for, over its texts
+    (layers x heads x tokens x tokens each; 413 above): about 20 MB of JSON."""
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     """Largest request body accepted, checked before parsing (413 above)."""

@@ -6,11 +6,20 @@ our own output again (tests check the shape against `PredictResponse`).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic_core import to_json
 
 from attnserve.service.predictions import Predictions, Spans
+
+
+async def encoded_off_the_loop(predictions: Predictions) -> bytes:
+    """`predict_response_json`, in a worker thread when the answer is large (heads: megabytes),
+    so that other requests go on meanwhile."""
+    if predictions.heads is None:
+        return predict_response_json(predictions)
+    return await asyncio.to_thread(predict_response_json, predictions)
 
 
 def predict_response_json(predictions: Predictions) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -164,3 +165,39 @@ def test_a_client_that_leaves_mid_body_is_counted_apart_from_server_errors(
     after = _statuses(server)
     assert after.get("499", 0) == before.get("499", 0) + 1
     assert after.get("500", 0) == before.get("500", 0)
+
+
+def test_health_answers_while_the_slowest_admissible_tokenisation_runs() -> None:
+    # A ligature that compatibility normalisation expands 18-fold, with Hangul (3-fold), up to
+    # the normalised limit: the costliest text per character to tokenise, in the most texts
+    # and characters a request may carry.
+    text = ("\ufdfa" + "\ud55c" * 6) * 500
+    body = json.dumps({"texts": [text] * 64}, ensure_ascii=False).encode()
+    timings: list[float] = []
+    with serve() as running, httpx.Client(base_url=running.url, timeout=60) as client:
+        heavy = [
+            threading.Thread(
+                target=client.post,
+                args=("/v1/predict",),
+                kwargs={"content": body, "headers": {"content-type": "application/json"}},
+            )
+            for _ in range(2)
+        ]
+        for thread in heavy:
+            thread.start()
+        while any(thread.is_alive() for thread in heavy):
+            start = time.monotonic()
+            assert client.get("/healthz").status_code == 200
+            timings.append(time.monotonic() - start)
+            time.sleep(0.02)
+        for thread in heavy:
+            thread.join()
+
+    timings.sort()
+    median, p90 = timings[len(timings) // 2], timings[int(len(timings) * 0.9)]
+    print(
+        f"\n/healthz during the slowest tokenisation: {len(timings)} probes, median "
+        f"{median * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms, max {timings[-1] * 1000:.1f} ms"
+    )
+    assert len(timings) >= 5
+    assert p90 < 0.1, timings  # nine probes in ten

@@ -115,3 +115,20 @@ def test_heads_from_a_model_without_them_is_a_clear_422(client: TestClient) -> N
             "details": {"detail": "heads", "model": "bilstm-additive"},
         }
     }
+
+
+def test_heads_past_their_limit_are_413_with_the_figures(client: TestClient) -> None:
+    long_text = " ".join(["good"] * 200)  # truncated to the model's 128 tokens
+    nine = client.post(
+        "/v1/models/transformer/predict", json={"texts": [long_text] * 9, "detail": "heads"}
+    )
+    eight = client.post(
+        "/v1/models/transformer/predict", json={"texts": [long_text] * 8, "detail": "heads"}
+    )
+
+    # 2 layers x 4 heads x 128 x 128 weights a text: eight fit in 1,048,576, nine do not
+    assert nine.status_code == 413
+    assert nine.json()["error"]["code"] == "heads_too_large"
+    assert nine.json()["error"]["details"] == {"values": 9 * 8 * 128 * 128, "limit": 1048576}
+    assert eight.status_code == 200
+    assert len(eight.json()["predictions"][0]["heads"][0][0]) == 128

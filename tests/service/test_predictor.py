@@ -60,7 +60,9 @@ async def test_a_refused_request_runs_no_inference(
     loaded_model: LoadedModel, texts: list[str], error: type[Exception]
 ) -> None:
     runner = CountingRunner(loaded_model.session)
-    predictor = Predictor(loaded_model, runner, Limits(max_texts=3, max_chars=40))
+    predictor = Predictor(
+        loaded_model, runner, Limits(max_texts=3, max_chars=40, max_heads_values=10**6)
+    )
 
     with pytest.raises(error):
         await predictor.predict(texts)
@@ -71,7 +73,9 @@ async def test_a_refused_request_runs_no_inference(
 @pytest.mark.anyio
 async def test_all_texts_of_a_request_run_as_one_padded_batch(loaded_model: LoadedModel) -> None:
     runner = CountingRunner(loaded_model.session)
-    predictor = Predictor(loaded_model, runner, Limits(max_texts=64, max_chars=5000))
+    predictor = Predictor(
+        loaded_model, runner, Limits(max_texts=64, max_chars=5000, max_heads_values=10**6)
+    )
 
     await predictor.predict(TEXTS)
 

@@ -377,3 +377,16 @@ def test_a_malformed_range_on_the_page_files_is_a_json_error(client: TestClient)
     assert malformed.json()["error"]["code"] == "bad_request"
     assert beyond.status_code == 416
     assert beyond.json()["error"]["code"] == "requested_range_not_satisfiable"
+
+
+def test_a_text_that_normalisation_expands_past_the_limit_is_413(client: TestClient) -> None:
+    # U+FDFA is one character, eighteen once compatibility-normalised
+    answer = client.post("/v1/predict", json={"texts": ["fine", "\ufdfa" * 1200]})
+
+    assert answer.status_code == 413
+    assert answer.json()["error"]["details"] == {
+        "index": 1,
+        "length": 21600,
+        "limit": 20000,
+        "normalized": True,
+    }

@@ -7,11 +7,12 @@ see the real server behind Uvicorn (limits, deadlines, shutdown, overload).
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,13 @@ from pathlib import Path
 import httpx
 
 from bench.common import ATTNSERVE, REPO_ROOT
+
+
+def _limit_descriptors(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return apply
 
 
 def free_port() -> int:
@@ -55,9 +63,10 @@ def serve(
     ready_timeout_s: float = 60.0,
     stderr: int | None = subprocess.DEVNULL,
     arguments: list[str] | None = None,
+    descriptors: int | None = None,
 ) -> Iterator[ServerProcess]:
-    """Starts `attnserve serve [arguments]` on a free port with ATTNSERVE_* `environment`, waits
-    for /readyz.
+    """Starts `attnserve serve [arguments]` on a free port with ATTNSERVE_* `environment` (and
+    at most `descriptors` open files, when given), waits for /readyz.
 
     Leaves the process stopped (SIGTERM, then SIGKILL after 60 s) however the block ends.
     """
@@ -75,6 +84,7 @@ def serve(
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=stderr,
+        preexec_fn=None if descriptors is None else _limit_descriptors(descriptors),
     )
     server = ServerProcess(f"http://127.0.0.1:{port}", port, process)
     try:

@@ -9,8 +9,11 @@ themselves and at one connection nothing waits. The models are padding-invariant
 answer does not depend on what it is padded with), which is what makes sharing a batch safe.
 Requests that ask for the `heads` output share batches only with each other.
 
-The queue is bounded (`max_queue_texts`): past it a request is refused at once with
-`Overloaded` (503 + Retry-After) instead of waiting without end.
+The queue is bounded in texts (`max_queue_texts`) and in time: each batch's time per text is
+measured (a moving average), and a request that would wait longer than `max_queue_wait_s`
+behind what is queued is refused at once (503 + Retry-After) instead of waiting past its
+deadline. A request whose caller gave up (its task cancelled) leaves the queue at once and
+is never computed.
 """
 
 from __future__ import annotations
@@ -25,13 +28,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attnserve.artifact.graph import PaddedBatch
-from attnserve.service.errors import ModelNotReady, Overloaded
+from attnserve.service.errors import ModelNotReady, Overloaded, QueueTooSlow
 from attnserve.service.inference import Computed, GraphOutputs, SessionRunner
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+# Weight of the newest batch in the moving average of time per text.
+_SMOOTHING = 0.2
+# What a text is taken to cost before any batch has run.
+UNMEASURED_MS_PER_TEXT = 1.0
+
+
+@dataclass(eq=False)  # a request is itself, whatever its arrays hold
 class _Waiting:
     batch: PaddedBatch
     heads: bool  # asks for the heads output too: batched only with others that do
@@ -53,6 +62,7 @@ class Batcher:
         max_batch_size: int,
         max_delay_ms: float,
         max_queue_texts: int,
+        max_wait_s: float = float("inf"),
         retry_after_s: int = 1,
     ) -> None:
         self.runner = runner
@@ -60,19 +70,32 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_ms / 1000.0
         self.max_queue_texts = max_queue_texts
+        self.max_wait_s = max_wait_s
         self.retry_after_s = retry_after_s
+        self.ms_per_text: float | None = None  # measured; None until a batch has run
         self._queue: deque[_Waiting] = deque()
         self._queued_texts = 0
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
 
     def refusal(self, rows: int) -> Overloaded | None:
-        """Overloaded when `rows` more texts would not fit in the queue, else None.
+        """Overloaded when `rows` more texts would not fit in the queue, or would wait longer
+        than `max_wait_s` behind it; else None.
 
         A request larger than the whole queue is still served when the queue is empty."""
-        if self._queued_texts and self._queued_texts + rows > self.max_queue_texts:
+        if not self._queued_texts:
+            return None
+        if self._queued_texts + rows > self.max_queue_texts:
             return Overloaded(self._queued_texts, self.max_queue_texts, self.retry_after_s)
+        expected_s = self.expected_wait_ms(rows) / 1000.0
+        if expected_s > self.max_wait_s:
+            return QueueTooSlow(self._queued_texts, expected_s, self.max_wait_s)
         return None
+
+    def expected_wait_ms(self, rows: int = 0) -> float:
+        """How long what is queued, and `rows` more texts, would take to run, as measured (a
+        millisecond a text until a batch has run)."""
+        return (self._queued_texts + rows) * (self.ms_per_text or UNMEASURED_MS_PER_TEXT)
 
     async def run(self, batch: PaddedBatch, heads: bool = False) -> Computed:
         refusal = self.refusal(batch.rows)
@@ -133,8 +156,15 @@ class Batcher:
         waiting = _Waiting(batch, heads, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
         self._queued_texts += waiting.rows
+        waiting.future.add_done_callback(lambda future: self._left(waiting, future))
         self._wakeup.set()
         return waiting.future
+
+    def _left(self, waiting: _Waiting, future: asyncio.Future[Computed]) -> None:
+        """A request cancelled while queued leaves the queue now, not when its turn comes."""
+        if future.cancelled() and waiting in self._queue:
+            self._queue.remove(waiting)
+            self._queued_texts -= waiting.rows
 
     async def close(self) -> None:
         """Stops the worker; requests still queued are answered ModelNotReady."""
@@ -171,8 +201,8 @@ class Batcher:
                     await asyncio.wait_for(self._wakeup.wait(), deadline - loop.time())
                 except TimeoutError:
                     break
-            taken = self._take()
-            await self._run(taken)
+            if self._queue:  # unless all that waited were cancelled meanwhile
+                await self._run(self._take())
 
     def _take(self) -> list[_Waiting]:
         """The oldest request, and the next ones that fit beside it in one batch and ask for
@@ -209,6 +239,12 @@ class Batcher:
                 if not waiting.future.done():
                     waiting.future.set_exception(exc)
             return
+        per_text = computed.inference_ms / merged.rows
+        self.ms_per_text = (
+            per_text
+            if self.ms_per_text is None
+            else (1 - _SMOOTHING) * self.ms_per_text + _SMOOTHING * per_text
+        )
         outputs = computed.outputs
         row = 0
         for waiting in live:

@@ -8,7 +8,10 @@ uvicorn's HTTP protocol, with what it leaves open closed:
                   headers a byte at a time, is let go
     connections   past `max_connections` open at once a new connection's requests are
                   refused 503 and it is closed, but for the health routes: a probe still
-                  answers while the server is full
+                  answers while the server is full; past half the reserve of descriptors a
+                  new connection is dropped at once. On the probe port (`health_port`) only
+                  the health routes answer, and the cap does not apply: there a flood of the
+                  main port cannot starve the probes
     errors        a malformed request is answered as JSON, like every other refusal
     drain         on shutdown a connection with no request under way is given a moment for
                   bytes already sent to arrive, so a request in flight is answered, not reset
@@ -23,6 +26,7 @@ import functools
 import json
 import logging
 import resource
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +38,9 @@ logger = logging.getLogger(__name__)
 
 # Set in the scope of a request on a connection opened past `max_connections`.
 OVER_CAPACITY = "attnserve.over_capacity"
-# How long a connection opened past the cap may take to send its request line and headers.
-OVER_CAPACITY_HEADER_TIMEOUT_S = 1.0
+# How long a connection opened past the cap may take to send its request line and headers: a
+# probe sends its request at once, a connection that idles is holding a descriptor.
+OVER_CAPACITY_HEADER_TIMEOUT_S = 0.1
 # On shutdown, how long an idle connection is kept for request bytes already on their way.
 ACCEPTED_LINGER_S = 0.5
 # Descriptors kept free beyond the connection cap: for files, the model, and the connections
@@ -43,11 +48,18 @@ ACCEPTED_LINGER_S = 0.5
 RESERVED_DESCRIPTORS = 128
 
 
+# Set in the scope of a request that came in on the probe port.
+ON_HEALTH_PORT = "attnserve.health_port"
+# Most connections open at once on the probe port; past it they are dropped.
+HEALTH_PORT_CONNECTIONS = 32
+
+
 @dataclass(frozen=True)
 class ConnectionLimits:
     max_header_bytes: int
     header_timeout_s: float
     max_connections: int
+    health_port: int | None = None
 
 
 def bounded_protocol(limits: ConnectionLimits) -> Any:
@@ -68,6 +80,18 @@ def connection_cap(max_connections: int) -> int:
     return max(1, min(max_connections, soft - RESERVED_DESCRIPTORS))
 
 
+_last_over_capacity_log = 0.0
+
+
+def _log_over_capacity(open_now: int, limit: int) -> None:
+    """At most a line a second: an attack must not also flood the log."""
+    global _last_over_capacity_log
+    now = time.monotonic()
+    if now - _last_over_capacity_log >= 1.0:
+        _last_over_capacity_log = now
+        logger.warning("connections_over_capacity", extra={"connections": open_now, "limit": limit})
+
+
 class HeadersTooLarge(Exception):
     """Raised from the parser's callbacks to stop it at the header limit."""
 
@@ -82,16 +106,26 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._headers_too_large = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._over_capacity = False
+        self._on_health_port = False
         self._draining = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._over_capacity = len(self.connections) > self.limits.max_connections
+        open_now = len(self.connections)
+        self._on_health_port = self.server is not None and self.server[1] == self.limits.health_port
+        if self._on_health_port:
+            on_port = sum(1 for c in self.connections if getattr(c, "_on_health_port", False))
+            if on_port > HEALTH_PORT_CONNECTIONS:
+                transport.abort()
+                return
+        self._over_capacity = not self._on_health_port and open_now > self.limits.max_connections
         if self._over_capacity:
-            logger.warning(
-                "connection_over_capacity",
-                extra={"connections": len(self.connections), "limit": self.limits.max_connections},
-            )
+            _log_over_capacity(open_now, self.limits.max_connections)
+            if open_now > self.limits.max_connections + RESERVED_DESCRIPTORS // 2:
+                # half the reserve is gone: drop it now, before the descriptors run out and
+                # the event loop's accept resets every new connection, probes included
+                transport.abort()
+                return
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -133,6 +167,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         if self._over_capacity:
             self.scope[OVER_CAPACITY] = True  # type: ignore[literal-required]
+        if self._on_health_port:
+            self.scope[ON_HEALTH_PORT] = True  # type: ignore[literal-required]
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False

@@ -63,11 +63,14 @@ class ErrorResponder:
         receive: Receive,
         send: Send,
         headers: Mapping[str, str] | None = None,
+        close: bool = False,
     ) -> None:
-        """Answers `error` before any route sees the request (its body, if any, unread), logs
-        it, and closes the connection: what the client sends next is not read."""
+        """Answers `error` before any route sees the request, and logs it; with `close`, the
+        connection is closed after it (a body too large is not read on)."""
         log_rejection(scope["path"], error)
-        headers = {**(headers or {}), **(error.headers or {}), "Connection": "close"}
+        headers = {**(headers or {}), **(error.headers or {})}
+        if close:
+            headers["Connection"] = "close"
         await self.response(error, scope, headers)(scope, receive, send)
 
     def _shape(self, scope: Scope) -> BodyShape:

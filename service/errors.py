@@ -22,6 +22,7 @@ ServiceError                 a request answered with `status_code`, `code`, mess
 ├── ModelUnavailable         503  that model's artifact failed verification at startup
 ├── RequestTimeout           503  the request took longer than `request_timeout_s`
 ├── Overloaded               503  the batching queue is full; Retry-After says when to retry
+│   └── QueueTooSlow         503  what waits would take longer than `max_queue_wait_s` to run
 ├── TooManyConnections       503  more connections are open than `max_connections`
 ├── BodiesOverBudget         503  request bodies being received fill `max_buffered_body_bytes`
 └── InternalError            500  our bug; the details stay in the server log
@@ -34,6 +35,7 @@ StartupError                 the service cannot start; raised before serving any
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -232,6 +234,24 @@ class Overloaded(ServiceError):
             f"The server is busy: {queued} texts are waiting, the queue holds {limit}. "
             f"Retry after {retry_after_s} s.",
             {"queued": queued, "limit": limit, "retry_after_s": retry_after_s},
+        )
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class QueueTooSlow(Overloaded):
+    def __init__(self, queued: int, expected_s: float, budget_s: float) -> None:
+        retry_after_s = max(1, math.ceil(expected_s - budget_s))
+        ServiceError.__init__(
+            self,
+            f"The server is busy: the {queued} texts waiting would take about {expected_s:.1f} s "
+            f"to run, longer than the {budget_s:g} s a request may wait. "
+            f"Retry after {retry_after_s} s.",
+            {
+                "queued": queued,
+                "expected_wait_s": round(expected_s, 3),
+                "limit_s": budget_s,
+                "retry_after_s": retry_after_s,
+            },
         )
         self.headers = {"Retry-After": str(retry_after_s)}
 

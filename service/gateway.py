@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from starlette.middleware.cors import CORSMiddleware
@@ -35,13 +35,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from attnserve.service.admission import Admission
 from attnserve.service.auth import CHALLENGE, OPEN_PATHS, ApiKeys
-from attnserve.service.connections import OVER_CAPACITY
+from attnserve.service.connections import ON_HEALTH_PORT, OVER_CAPACITY
 from attnserve.service.error_responses import ErrorResponder, log_rejection
 from attnserve.service.errors import (
     BodiesOverBudget,
     BodyTooLarge,
     InternalError,
     InvalidRequest,
+    NotFound,
     OtherHTTPError,
     RequestTimeout,
     ServiceError,
@@ -57,8 +58,11 @@ from attnserve.service.schemas import PredictRequest
 from attnserve.service.v1_json import encoded_off_the_loop
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _REQUEST_ID_HEADER = HEADER.lower().encode()
+# Past this expected wait in the queue, a prediction is dropped if its client leaves.
+WATCH_CLIENT_AFTER_MS = 20.0
 # The status a request's metrics and log carry when its client left before any answer.
 CLIENT_GONE = 499
 
@@ -195,9 +199,13 @@ class Gateway:
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange: _Exchange = scope["attnserve.exchange"]
+        if scope.get(ON_HEALTH_PORT) and scope["path"] not in OPEN_PATHS:
+            elsewhere = NotFound(f"This port serves the health routes only: {scope['path']}.")
+            await self.responder.refuse(elsewhere, scope, receive, send)
+            return
         if scope.get(OVER_CAPACITY) and scope["path"] not in OPEN_PATHS:
             full = TooManyConnections(self.max_connections)
-            await self.responder.refuse(full, scope, receive, send)
+            await self.responder.refuse(full, scope, receive, send, close=True)
             return
         if self.api_keys is not None:
             refusal = self.api_keys.refusal(scope)
@@ -245,7 +253,7 @@ class Gateway:
                 raise BodyTooLarge(self.max_body_bytes)
             body = await read_body(receive, self.max_body_bytes, self.bodies)
         except (BodyTooLarge, BodiesOverBudget) as error:
-            await self.responder.refuse(error, scope, receive, send)
+            await self.responder.refuse(error, scope, receive, send, close=True)
             return
         if body is None:  # the client went away while sending
             return
@@ -288,7 +296,14 @@ class Gateway:
             return False
         try:
             predictor = registry.get(path_params.get("name"))
-            predictions = await predictor.predict(request.all_texts(), request.detail)
+            prediction = predictor.predict(request.all_texts(), request.detail)
+            if predictor.runner.expected_wait_ms() < WATCH_CLIENT_AFTER_MS:
+                predictions = await prediction
+            else:
+                # it will wait in a queue: if the client leaves meanwhile, its texts leave too
+                predictions = await _unless_client_leaves(prediction, receive)
+        except ClientGone:
+            return True
         except ServiceError as error:
             log_rejection(scope["path"], error)
             await self.responder.response(error, scope, error.headers)(scope, receive, send)
@@ -317,6 +332,29 @@ class Gateway:
         if registry is not None and isinstance(name, str) and registry.serves(name):
             return name
         return ""
+
+
+class ClientGone(Exception):
+    """The client closed its connection before its answer was ready."""
+
+
+async def _unless_client_leaves(work: Coroutine[Any, Any, T], receive: Receive) -> T:
+    """`work`'s result; cancelled (so a batcher drops its texts) if the client leaves first."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(receive())
+    try:
+        done, _ = await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        if watch.result()["type"] == "http.disconnect":
+            task.cancel()
+            logger.info("client_gone", extra={"while": "queued"})
+            raise ClientGone
+        return await task
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

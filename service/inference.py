@@ -48,6 +48,10 @@ class Runner(Protocol):
         """Overloaded when `rows` more texts would not be taken now, else None."""
         ...
 
+    def expected_wait_ms(self, rows: int = 0) -> float:
+        """How long a request of `rows` texts would wait before its batch runs, as measured."""
+        ...
+
     async def run(self, batch: PaddedBatch, heads: bool = False) -> Computed: ...
 
     async def close(self) -> None: ...
@@ -74,6 +78,9 @@ class SessionRunner:
 
     def refusal(self, rows: int) -> Overloaded | None:
         return None  # no queue: every call runs at once, in its own thread
+
+    def expected_wait_ms(self, rows: int = 0) -> float:
+        return 0.0
 
     async def run(self, batch: PaddedBatch, heads: bool = False) -> Computed:
         start = time.perf_counter()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from attnserve.artifact.graph import HEADS_OUTPUT
@@ -34,8 +35,10 @@ PIECES_DETAIL = "pieces"
 # A text may grow this much under compatibility normalisation (a Hangul syllable is three
 # jamo) before its length counts against it: some characters expand to eighteen.
 NORMALIZED_GROWTH = 4
-# Requests with more characters than this are tokenised in a worker thread, off the loop.
-TOKENIZE_IN_THREAD_CHARS = 4096
+# Requests with more characters than this (once normalised) are tokenised off the event loop,
+# in the model's one tokenising thread: a few milliseconds of work stays on the loop, where
+# it costs less than a hand-off; what could hold the loop for tens of them does not.
+TOKENIZE_IN_THREAD_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class Predictor:
             provider=model.provider,
         )
         self.outputs = [spec.name for spec in self.manifest.outputs]
+        # one thread: several would contend with the event loop for the interpreter
+        self._tokenizing = ThreadPoolExecutor(
+            1, thread_name_prefix=f"tokenize-{model.manifest.name}"
+        )
 
     def refusal(self) -> Overloaded | None:
         """Overloaded while the runner has no room for a request of the most texts."""
@@ -74,10 +81,11 @@ class Predictor:
             raise DetailUnavailable(detail or HEADS_OUTPUT, self.manifest.name)
         if len(texts) > self.limits.max_texts:
             raise TooManyTexts(len(texts), self.limits.max_texts)
-        self._check_lengths(texts)
+        size = self._checked_size(texts)
         encoder = self.model.encoder
-        if sum(map(len, texts)) > TOKENIZE_IN_THREAD_CHARS:
-            encoded = await asyncio.to_thread(encoder.encode, texts)
+        if size > TOKENIZE_IN_THREAD_CHARS:
+            loop = asyncio.get_running_loop()
+            encoded = await loop.run_in_executor(self._tokenizing, encoder.encode, texts)
         else:
             encoded = encoder.encode(texts)
         empty = [index for index, item in enumerate(encoded) if not item.ids]
@@ -132,17 +140,19 @@ class Predictor:
             heads=per_text_heads,
         )
 
-    def _check_lengths(self, texts: list[str]) -> None:
-        """Each text within `max_chars`, and within NORMALIZED_GROWTH times that once
-        normalised: what the tokenizer works through, and what it costs."""
+    def _checked_size(self, texts: list[str]) -> int:
+        """The characters the tokenizer will work through, once normalised; each text within
+        `max_chars`, and within NORMALIZED_GROWTH times that once normalised."""
         limit = self.limits.max_chars
+        size = 0
         for index, text in enumerate(texts):
             if len(text) > limit:
                 raise TextTooLong(index, len(text), limit)
-            if not text.isascii():
-                normalized = len(unicodedata.normalize("NFKD", text))
-                if normalized > NORMALIZED_GROWTH * limit:
-                    raise TextTooLong(index, normalized, NORMALIZED_GROWTH * limit, True)
+            normalized = len(text) if text.isascii() else len(unicodedata.normalize("NFKD", text))
+            if normalized > NORMALIZED_GROWTH * limit:
+                raise TextTooLong(index, normalized, NORMALIZED_GROWTH * limit, True)
+            size += normalized
+        return size
 
     def _check_heads_size(self, encoded: list[EncodedText]) -> None:
         """The heads answer's size: layers x heads x tokens x tokens weights for each text."""
@@ -154,8 +164,9 @@ class Predictor:
             raise HeadsTooLarge(values, self.limits.max_heads_values)
 
     async def close(self) -> None:
-        """Stops the runner (a batcher's worker)."""
+        """Stops the runner (a batcher's worker) and the tokenising thread."""
         await self.runner.close()
+        self._tokenizing.shutdown(wait=False)
 
 
 def _ms_since(start: float) -> float:

@@ -167,6 +167,7 @@ def build_predictor(
             or settings.batch_max_size,
             max_delay_ms=settings.batch_max_delay_ms,
             max_queue_texts=settings.batch_queue_texts,
+            max_wait_s=settings.max_queue_wait_s,
         )
     limits = Limits(
         max_texts=settings.max_texts_per_request,

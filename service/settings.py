@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     keep_alive_s: float = Field(default=5.0, gt=0)
     """How long an idle connection is kept open between requests."""
 
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    """A second port for the health routes only (`/healthz`, `/readyz`, `/v2/health/*`),
+    outside `max_connections`: point the orchestrator's probes at it, and a flood of
+    connections on the main port cannot starve them. Not for public exposure. None: off."""
+
     max_connections: int = Field(default=2048, ge=1)
     """Most connections open at once per process (lowered to what its descriptors allow);
     past it a new connection's requests are answered 503 `too_many_connections`, but for the
@@ -118,3 +123,8 @@ class Settings(BaseSettings):
 
     batch_queue_texts: int = Field(default=2048, ge=1)
     """Most texts waiting for inference per model; past it requests get 503 with Retry-After."""
+
+    max_queue_wait_s: float = Field(default=10.0, gt=0)
+    """Longest a request may expect to wait in its model's queue: past it (queued texts times
+    the model's measured time per text) it is refused 503 with Retry-After, so that what is
+    admitted is answered within `request_timeout_s`."""

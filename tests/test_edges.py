@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bench.server_process import ServerProcess, serve
+from bench.server_process import ServerProcess, free_port, serve
 
 LIMITS = {
     "ATTNSERVE_MAX_HEADER_BYTES": "4096",
@@ -201,3 +201,60 @@ def test_health_answers_while_the_slowest_admissible_tokenisation_runs() -> None
     )
     assert len(timings) >= 5
     assert p90 < 0.1, timings  # nine probes in ten
+
+
+def _batch_texts(server: ServerProcess, model: str) -> float:
+    """Texts run by ONNX Runtime for `model` so far, from /metrics."""
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith(f'attnserve_batch_size_sum{{model="{model}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_requests_whose_clients_left_are_dropped_from_the_slowest_models_queue() -> None:
+    model = "minilm-attention"  # the slowest shipped model: a text at a time
+    body = json.dumps({"texts": ["The battery lasts all day, the screen is sharp."] * 64})
+    with serve() as running:
+        abandoned = []
+        for _ in range(20):
+            sock = _connect(running)
+            head = f"POST /v1/models/{model}/predict HTTP/1.1\r\nHost: x\r\n"
+            length = f"Content-Length: {len(body)}\r\n\r\n"
+            sock.sendall(f"{head}Content-Type: application/json\r\n{length}{body}".encode())
+            abandoned.append(sock)
+        time.sleep(0.1)  # the server has read the bodies and queued the texts
+        for sock in abandoned:
+            sock.close()
+        start = time.monotonic()
+        answer = httpx.post(
+            f"{running.url}/v1/models/{model}/predict", json={"text": "fine"}, timeout=60
+        )
+        waited = time.monotonic() - start
+        computed = _batch_texts(running, model)
+
+    print(f"\nafter 20 abandoned 64-text requests: answered in {waited:.2f} s, {computed:.0f} run")
+    assert answer.status_code == 200
+    # the 1,280 abandoned texts would take seconds; those of the first request, taken from an
+    # empty queue (unwatched: nothing waits), and the batch under way when the clients left run
+    assert computed < 2 * 64
+    assert waited < 10
+
+
+def test_the_probe_port_answers_the_health_routes_while_the_main_port_is_flooded() -> None:
+    health_port = free_port()
+    settings = {"ATTNSERVE_MAX_CONNECTIONS": "4", "ATTNSERVE_HEALTH_PORT": str(health_port)}
+    with serve(settings) as running:
+        # past the cap and half the descriptors' reserve: the main port drops new connections
+        held = [_connect(running) for _ in range(100)]
+        try:
+            time.sleep(0.3)
+            probe = f"http://127.0.0.1:{health_port}"
+            statuses = [httpx.get(f"{probe}/readyz", timeout=5).status_code for _ in range(10)]
+            elsewhere = httpx.get(f"{probe}/v1/models", timeout=5)
+        finally:
+            for sock in held:
+                sock.close()
+
+    assert statuses == [200] * 10
+    assert elsewhere.status_code == 404
+    assert "health routes only" in elsewhere.json()["error"]["message"]

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from attnserve.artifact.graph import PaddedBatch
 from attnserve.service.app import create_app
-from attnserve.service.batching import Batcher
-from attnserve.service.errors import Overloaded
+from attnserve.service.batching import UNMEASURED_MS_PER_TEXT, Batcher
+from attnserve.service.errors import Overloaded, QueueTooSlow
 from attnserve.service.inference import GraphOutputs, SessionRunner
 from attnserve.service.loading import LoadedModel, load_artifact
 from attnserve.service.providers import CPU, SessionConfig
@@ -303,3 +303,58 @@ async def test_heads_ride_the_batcher_apart_and_match_an_unbatched_run(
             with_heads.outputs.heads[row, :, :, :n, :n], alone.heads[row, :, :, :n, :n], atol=1e-5
         )
     np.testing.assert_allclose(with_heads.outputs.probabilities, alone.probabilities, atol=1e-5)
+
+
+@pytest.mark.anyio
+async def test_a_queue_past_its_time_budget_refuses_with_the_expected_wait(
+    loaded_model: LoadedModel,
+) -> None:
+    encoder = loaded_model.encoder
+    batcher = Batcher(
+        SessionRunner(loaded_model.session),
+        encoder.pad_id,
+        max_batch_size=64,
+        max_delay_ms=300,
+        max_queue_texts=1000,
+        max_wait_s=0.001,
+    )
+    eight = encoder.pad(encoder.encode(TEXTS))
+    try:
+        await batcher.run(eight)  # measures the model's time per text
+        assert batcher.ms_per_text is not None and batcher.ms_per_text > 0
+        first = asyncio.ensure_future(batcher.run(eight))
+        await asyncio.sleep(0.05)  # queued, waiting out the delay
+
+        with pytest.raises(QueueTooSlow) as refused:
+            await batcher.run(eight)
+        await first
+    finally:
+        await batcher.close()
+
+    details = refused.value.details
+    assert details is not None and details["queued"] == 8
+    assert details["expected_wait_s"] > details["limit_s"] == 0.001
+    assert refused.value.headers == {"Retry-After": "1"}
+
+
+@pytest.mark.anyio
+async def test_a_request_cancelled_while_queued_leaves_the_queue_and_is_never_run(
+    loaded_model: LoadedModel,
+) -> None:
+    inner = RecordingRunner(loaded_model.session)
+    encoder = loaded_model.encoder
+    batcher = Batcher(inner, encoder.pad_id, 64, max_delay_ms=200, max_queue_texts=64)
+    kept, left = (encoder.pad(encoder.encode(texts)) for texts in (TEXTS[:2], TEXTS[2:7]))
+    try:
+        answered = asyncio.ensure_future(batcher.run(kept))
+        abandoned = asyncio.ensure_future(batcher.run(left))
+        await asyncio.sleep(0.05)
+        abandoned.cancel()
+        await asyncio.sleep(0)
+        assert batcher.expected_wait_ms() == 2 * (batcher.ms_per_text or UNMEASURED_MS_PER_TEXT)
+        assert batcher.refusal(62) is None  # the five cancelled texts no longer count
+        await answered
+    finally:
+        await batcher.close()
+
+    assert [rows for rows, _ in inner.shapes] == [2]

@@ -119,6 +119,7 @@ def add_gateway(
         max_buffered_body_bytes=settings.max_buffered_body_bytes,
         max_connections=settings.max_connections,
         timeout_s=settings.request_timeout_s,
+        gzip_min_bytes=settings.gzip_min_bytes,
         api_keys=ApiKeys(digests) if digests else None,
         cors_origins=settings.cors_origins,
     )

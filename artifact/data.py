@@ -41,6 +41,9 @@ class Columns:
     label: str = "label"
 
 
+DEFAULT_COLUMNS = Columns()
+
+
 class LabelError(ValueError):
     """Labels that cannot make a classifier: fewer than two, or not the ones asked for."""
 
@@ -83,7 +86,7 @@ class DataSplit:
 
 
 def load_examples(
-    path: Path, *, columns: Columns = Columns(), skip_bad: bool = False
+    path: Path, *, columns: Columns = DEFAULT_COLUMNS, skip_bad: bool = False
 ) -> LoadedData:
     """Reads one file: .txt UCI `sentence<TAB>0|1` (negative, positive), .tsv/.csv with a
     header naming `columns`, or .jsonl objects with `columns` as keys."""
@@ -105,7 +108,7 @@ def load_examples(
 
 
 def load_sources(
-    paths: Sequence[Path], *, columns: Columns = Columns(), skip_bad: bool = False
+    paths: Sequence[Path], *, columns: Columns = DEFAULT_COLUMNS, skip_bad: bool = False
 ) -> LoadedData:
     """Reads several files and concatenates their examples and skipped lines, in order."""
     if not paths:

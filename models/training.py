@@ -2,11 +2,12 @@
 
     attnserve train --run-dir runs/bilstm-additive
 
-The labels are the names found in the data, N >= 2 of them (artifact/data.py), in their
-numeric or alphabetical order or the order given; the data is split with `split_seed`, keeping
-each (source, label)'s share on every side; the tokenizer is trained on the training split only; the model is trained with AdamW, dropout and early stopping on
-validation accuracy, and the best epoch's weights are kept. The run directory
-(models/checkpoint.py) is what `attnserve export` turns into a served model.
+The labels are the names found in the data, N >= 2 of them (artifact/data.py), in numeric or
+alphabetical order or the order given; the data is split with `split_seed`, each (source,
+label)'s share kept on every side; the tokenizer is trained on the training split only; the
+model is trained with AdamW, dropout and early stopping on validation accuracy, and the best
+epoch's weights are kept. The run directory (models/checkpoint.py) is what `attnserve export`
+turns into a served model.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from attnserve.artifact.data import (
+    DEFAULT_COLUMNS,
     Columns,
     Example,
     first_per_source,
@@ -124,7 +126,7 @@ def train(
     run_dir: Path,
     config: TrainConfig,
     *,
-    columns: Columns = Columns(),
+    columns: Columns = DEFAULT_COLUMNS,
     label_order: Sequence[str] | None = None,
     skip_bad: bool = False,
     limit_per_source: int | None = None,

@@ -10,6 +10,7 @@ import torch
 
 from attnserve.artifact.data import Columns, Example, load_sources, sha256_file, split_examples
 from attnserve.artifact.tokenizer import TextEncoder
+from attnserve.models.architectures import ARCHITECTURES
 from attnserve.models.checkpoint import (
     CHECKPOINT_FILE,
     RECORD_FILE,
@@ -17,7 +18,6 @@ from attnserve.models.checkpoint import (
     RunRecord,
     load_checkpoint,
 )
-from attnserve.models.architectures import ARCHITECTURES
 from attnserve.models.classifiers import SentimentClassifier
 from attnserve.models.training import (
     SPLIT_FRACTIONS,

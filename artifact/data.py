@@ -7,16 +7,22 @@ Torch-free: `attnserve evaluate` imports it to rebuild a model's exact test set.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import random
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from attnserve.artifact.records import (
+    DataFormatError,
+    Record,
+    json_records,
+    lines,
+    read_text,
+    table_records,
+)
 
 # What the UCI sentiment files' 0 and 1 mean (their readme.txt).
 UCI_LABELS = {"0": "negative", "1": "positive"}
@@ -46,17 +52,6 @@ DEFAULT_COLUMNS = Columns()
 
 class LabelError(ValueError):
     """Labels that cannot make a classifier: fewer than two, or not the ones asked for."""
-
-
-class DataFormatError(ValueError):
-    """A data file that cannot be read as labelled sentences, naming the file and line."""
-
-    def __init__(self, path: Path, line_number: int | None, reason: str) -> None:
-        where = f"{path}:{line_number}" if line_number is not None else str(path)
-        super().__init__(f"{where}: {reason}")
-        self.path = path
-        self.line_number = line_number
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -93,7 +88,7 @@ def load_examples(
     if path.suffix not in SUPPORTED_SUFFIXES:
         supported = ", ".join(SUPPORTED_SUFFIXES)
         raise DataFormatError(path, None, f"unsupported suffix {path.suffix!r} ({supported})")
-    content = _read_text(path)
+    content = read_text(path)
     loaded = LoadedData()
     for line_number, parsed in _parse(path, content, columns):
         if isinstance(parsed, Example):
@@ -198,15 +193,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line_number = data.count(b"\n", 0, error.start) + 1
-        raise DataFormatError(path, line_number, "not valid UTF-8") from error
-
-
 # A 1-based line number and the example found there, or why the line is malformed.
 Parsed = tuple[int, Example | str]
 
@@ -214,22 +200,16 @@ Parsed = tuple[int, Example | str]
 def _parse(path: Path, content: str, columns: Columns) -> Iterator[Parsed]:
     if path.suffix == ".txt":
         return _parse_uci(path.stem, content)
+    keys = [columns.text, columns.label]
     if path.suffix == ".jsonl":
-        return _parse_jsonl(path.stem, content, columns)
-    return _parse_table(path, content, "\t" if path.suffix == ".tsv" else ",", columns)
-
-
-def _lines(content: str) -> Iterator[tuple[int, str]]:
-    # Only "\n" ends a line: str.splitlines() would also break on U+0085, U+2028 and others
-    # that occur inside sentences.
-    for line_number, line in enumerate(content.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if line:
-            yield line_number, line
+        records = json_records(content, keys)
+    else:
+        records = table_records(path, content, "\t" if path.suffix == ".tsv" else ",", keys)
+    return _labelled(path.stem, records, columns)
 
 
 def _parse_uci(source: str, content: str) -> Iterator[Parsed]:
-    for line_number, line in _lines(content):
+    for line_number, line in lines(content):
         sentence, tab, label = line.rpartition("\t")
         label = label.strip()
         if not tab:
@@ -240,48 +220,19 @@ def _parse_uci(source: str, content: str) -> Iterator[Parsed]:
             yield line_number, _example(sentence, UCI_LABELS[label], source)
 
 
-def _parse_jsonl(source: str, content: str, columns: Columns) -> Iterator[Parsed]:
+def _labelled(source: str, records: Iterator[Record], columns: Columns) -> Iterator[Parsed]:
     text_key, label_key = columns.text, columns.label
-    for line_number, line in _lines(content):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield line_number, f"invalid JSON ({error.msg})"
+    for line_number, record in records:
+        if isinstance(record, str):
+            yield line_number, record
             continue
-        if not isinstance(record, dict) or text_key not in record or label_key not in record:
-            yield line_number, f'expected an object with "{text_key}" and "{label_key}"'
-        elif not isinstance(record[text_key], str):
+        text, label = record[text_key], record[label_key]
+        if not isinstance(text, str):
             yield line_number, f'"{text_key}" must be a string'
-        elif not isinstance(record[label_key], str | int) or isinstance(record[label_key], bool):
-            label = record[label_key]
+        elif not isinstance(label, str | int) or isinstance(label, bool):
             yield line_number, f'"{label_key}" must be a string or an integer, got {label!r}'
         else:
-            yield line_number, _example(record[text_key], str(record[label_key]).strip(), source)
-
-
-def _parse_table(path: Path, content: str, delimiter: str, columns: Columns) -> Iterator[Parsed]:
-    # newline="" lets the csv module see line endings itself, as for a file opened that way.
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
-    header: list[str] | None = None
-    last_line = 0
-    for row in reader:
-        # line_num counts physical lines read so far; a quoted field may span several.
-        row_start, last_line = last_line + 1, reader.line_num
-        if not row:
-            continue
-        if header is None:
-            header = row
-            missing = [name for name in (columns.text, columns.label) if name not in header]
-            if missing:
-                raise DataFormatError(
-                    path, row_start, f"header lacks column(s) {missing} (it has {header})"
-                )
-            continue
-        if len(row) != len(header):
-            yield row_start, f"expected {len(header)} fields, found {len(row)}"
-            continue
-        values = dict(zip(header, row, strict=True))
-        yield row_start, _example(values[columns.text], values[columns.label].strip(), path.stem)
+            yield line_number, _example(text, str(label).strip(), source)
 
 
 def _example(text: str, label: str, source: str) -> Example | str:

@@ -10,7 +10,6 @@ import pytest
 
 from attnserve.artifact.data import (
     Columns,
-    DataFormatError,
     Example,
     LabelError,
     SkippedLine,
@@ -20,6 +19,7 @@ from attnserve.artifact.data import (
     sha256_file,
     split_examples,
 )
+from attnserve.artifact.records import DataFormatError
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "sentiment-labelled-sentences"
 REAL_FILES = [DATA_DIR / "amazon_cells_labelled.txt", DATA_DIR / "yelp_labelled.txt"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 import torch
 from torch import nn
 
+from attnserve.models.architecture_names import ArchitectureName
 from attnserve.models.architectures import ARCHITECTURES, build_model
 from attnserve.models.classifiers import (
     EmbeddingClassifier,
@@ -45,6 +48,10 @@ def _batch(lengths: list[int], seed: int = 1) -> tuple[torch.Tensor, torch.Tenso
         input_ids[row, :length] = torch.randint(1, VOCAB, (length,), generator=generator)
         attention_mask[row, :length] = 1
     return input_ids, attention_mask
+
+
+def test_the_torch_free_names_are_the_architectures() -> None:
+    assert sorted(get_args(ArchitectureName)) == sorted(ARCHITECTURES)
 
 
 @pytest.fixture(params=sorted(ARCHITECTURES))

@@ -153,8 +153,6 @@ def train(
     from attnserve.models.training import train as train_run
     from attnserve.models.training import train_config_for
 
-    if not _terminal():
-        _log_progress_lines("attnserve.models.training")
     run = partial(
         train_run,
         data or DEFAULT_DATA,
@@ -164,7 +162,7 @@ def train(
         limit_per_source=limit_per_source,
         progress=_terminal(),
     )
-    with _one_line_errors(ValueError, OSError):
+    with _one_line_errors(ValueError, OSError), _epoch_lines("attnserve.models.training"):
         config = train_config_for(architecture, seed=seed, split_seed=split_seed)
         if max_epochs is not None:
             config = replace(config, max_epochs=max_epochs)
@@ -178,12 +176,24 @@ def train(
     )
 
 
-def _log_progress_lines(logger: str) -> None:
-    """Epoch lines on standard error: what a log gets instead of a progress bar."""
+@contextlib.contextmanager
+def _epoch_lines(name: str) -> Iterator[None]:
+    """Off a terminal, `name`'s info lines (one per epoch) on standard error: what a log gets
+    instead of a progress bar."""
+    if _terminal():
+        yield
+        return
+    logger = logging.getLogger(name)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    logging.getLogger(logger).addHandler(handler)
-    logging.getLogger(logger).setLevel(logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _report_training(run_dir: Path, record: RunRecord) -> None:

@@ -402,7 +402,7 @@ def predict(
     ] = False,
     parallel: Annotated[
         int, typer.Option(min=1, help="With --file and --url: requests in flight at once.")
-    ] = 4,
+    ] = 8,
     model: Annotated[str | None, typer.Option(help="Model name (default: the default).")] = None,
     url: Annotated[
         str | None,
@@ -445,15 +445,15 @@ def _scorer(url: str | None, repository: Path | None, model: str | None) -> Scor
 def _print_predictions(scorer: Scorer, texts: list[str], as_json: bool, html: Path | None) -> None:
     from attnserve.cli.errors import TextsRefused
     from attnserve.cli.heatmap import html_heatmap, terminal_heatmap
+    from attnserve.service.schemas import PredictResponse
 
     chunks = [texts[i : i + scorer.max_texts] for i in range(0, len(texts), scorer.max_texts)]
     try:
-        answers = [scorer.score(chunk) for chunk in chunks]
+        answers = [scorer.score(chunk).model_dump() for chunk in chunks]
     except TextsRefused as refused:
         raise CommandError(refused.message) from refused
-    response = answers[0].model_copy(
-        update={"predictions": [p for answer in answers for p in answer.predictions]}
-    )
+    predictions = [p for answer in answers for p in answer["predictions"]]
+    response = PredictResponse.model_validate({**answers[0], "predictions": predictions})
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
     else:

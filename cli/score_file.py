@@ -26,11 +26,12 @@ from attnserve.cli.errors import TextsRefused
 if TYPE_CHECKING:
     from attnserve.cli.scoring import Scorer
     from attnserve.service.schemas import Prediction
+    from attnserve_client import Prediction as ClientPrediction
 
 OutputFormat = Literal["jsonl", "csv"]
 STDIN = "-"
 # A text's prediction, or the code of the error that refused it.
-Outcome: TypeAlias = "Prediction | str"
+Outcome: TypeAlias = "Prediction | ClientPrediction | str"
 
 
 @dataclass

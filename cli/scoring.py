@@ -1,7 +1,8 @@
 """Who answers `attnserve predict`: one model loaded here (`LocalScorer`), or a running server
-through the Python client (`RemoteScorer`). Both take a list of texts and give the server's
-/v1 answer, and both refuse single texts (empty, too long) the same way, so that a file's
-scoring can set those texts aside and go on.
+through the Python client (`RemoteScorer`). Both take a list of texts and give the /v1 answer
+(the service's schema, or the client's, whose fields are the same: a file's thousands of
+answers are not converted from one to the other), and both refuse single texts (empty, too
+long) the same way, so that a file's scoring can set those texts aside and go on.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeVar
 
 from attnserve.cli.errors import CommandError, TextsRefused, require_repository
 from attnserve.service.errors import ServiceError, StartupError
@@ -23,8 +24,10 @@ from attnserve.service.v1_json import predict_response_json
 if TYPE_CHECKING:
     from attnserve.service.predictor import Predictor
     from attnserve_client import Client
+    from attnserve_client import PredictResponse as ClientResponse
 
 Detail = Literal["heads", "pieces"]
+Answer: TypeAlias = "PredictResponse | ClientResponse"
 REMOTE_TIMEOUT_S = 60.0
 # Texts per call to a server: the client cuts a call to the server's own limit when that is
 # lower; this only sets how finely progress is shown and work is spread over connections.
@@ -40,7 +43,7 @@ class Scorer(Protocol):
     max_texts: int  # most texts worth sending in one call
     parallel_safe: bool  # calls may come from several threads at once
 
-    def score(self, texts: list[str], detail: Detail | None = None) -> PredictResponse: ...
+    def score(self, texts: list[str], detail: Detail | None = None) -> Answer: ...
 
     def close(self) -> None: ...
 
@@ -118,11 +121,10 @@ class RemoteScorer:
             raise
         return cls(client, url, name, labels[name])
 
-    def score(self, texts: list[str], detail: Detail | None = None) -> PredictResponse:
-        answer = _remote_call(
+    def score(self, texts: list[str], detail: Detail | None = None) -> Answer:
+        return _remote_call(
             self.url, lambda: self.client.predict_response(texts, model=self.model, detail=detail)
         )
-        return PredictResponse.model_validate(answer.model_dump())
 
     def close(self) -> None:
         self.client.close()

@@ -14,6 +14,7 @@ import tomllib
 import venv
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -127,7 +128,7 @@ def test_the_wheel_in_a_fresh_virtualenv_serves_a_prediction(wheel: Path, tmp_pa
     assert [token["text"] for token in prediction["tokens"]] == ["Loved", "it"]
 
 
-def _first_prediction(url: str, server: subprocess.Popen[bytes], log: Path) -> dict[str, object]:
+def _first_prediction(url: str, server: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while True:
         assert server.poll() is None, log.read_text()
@@ -138,6 +139,6 @@ def _first_prediction(url: str, server: subprocess.Popen[bytes], log: Path) -> d
             time.sleep(0.2)
             continue
         if response.status_code == 200:
-            answer: dict[str, object] = response.json()
+            answer: dict[str, Any] = response.json()
             return answer
         time.sleep(0.2)

@@ -242,7 +242,7 @@ def _prediction_plan(
                 continue
         if error is not None:
             raise _placed(error, start)
-        answers.append(TypeAdapter(PredictResponse).validate_json(response.content))
+        answers.append(PredictResponse.model_validate_json(response.content))
         start += len(chunk)
     return answers[0].model_copy(
         update={"predictions": [p for answer in answers for p in answer.predictions]}

@@ -143,6 +143,11 @@ def train(
     split = split_examples(
         examples, labels=labels, seed=config.split_seed, fractions=SPLIT_FRACTIONS
     )
+    if not split.validation or not split.test:
+        raise ValueError(
+            f"{len(examples)} examples are too few: the 80/10/10 split leaves the validation "
+            "or test side empty (give each label at least ten examples)"
+        )
 
     pretrained = ARCHITECTURES[config.architecture].pretrained_tokenizer
     tokenizer = (

@@ -41,10 +41,18 @@ def test_a_bad_data_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     single = tmp_path / "single.csv"
     single.write_text("text,label\nfine,yes\ngood,yes\n", encoding="utf-8")
 
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("text,label\ngood,yes\nbad,no\nfine,yes\n", encoding="utf-8")
+
     done = runner.invoke(app, ["train", str(bad), "--run-dir", str(tmp_path / "run")])
     one_label = runner.invoke(app, ["train", str(single), "--run-dir", str(tmp_path / "run")])
+    too_few = runner.invoke(app, ["train", str(tiny), "--run-dir", str(tmp_path / "run")])
 
-    assert done.exit_code == one_label.exit_code == 1
+    assert done.exit_code == one_label.exit_code == too_few.exit_code == 1
+    assert too_few.stderr == (
+        "error: 3 examples are too few: the 80/10/10 split leaves the validation or test side "
+        "empty (give each label at least ten examples)\n"
+    )
     assert done.stderr == f"error: {bad}:3: expected 2 fields, found 1\n"
     assert one_label.stderr == (
         "error: a classifier needs at least two labels; the data has only ['yes']\n"

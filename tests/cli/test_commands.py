@@ -77,7 +77,7 @@ def test_jsonl_keys_and_a_label_order_that_is_not_the_datas(tmp_path: Path) -> N
 
 
 def test_training_off_a_terminal_prints_epoch_lines_not_bars(tmp_path: Path) -> None:
-    data = write_three_class_jsonl(tmp_path / "reviews.jsonl", per_label=6)
+    data = write_three_class_jsonl(tmp_path / "reviews.jsonl", per_label=10)
     done = runner.invoke(
         app,
         [

@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,11 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from attnserve.cli.main import app
-from attnserve.service.app import create_app
 from attnserve.service.registry import find_models
 from attnserve.service.schemas import PredictResponse
-from tests.conftest import cpu_settings
-from tests.live_server import serve
 
 TEXT = "The battery life is great but the screen is awful"
 runner = CliRunner()
@@ -161,13 +157,6 @@ def test_a_csv_file_is_scored_in_order_with_refused_texts_kept(
     assert lines[-2] == "scored 4/4 texts"
     assert lines[-1].startswith("bilstm-additive: scored 3 of 4 texts in ")
     assert lines[-1].endswith(f"; 1 refused (empty_text 1); wrote {out}")
-
-
-@pytest.fixture(scope="module")
-def two_text_server(shipped_repository: Path) -> Iterator[str]:
-    """The shipped models served with a limit of two texts a request."""
-    with serve(create_app(cpu_settings(shipped_repository, max_texts_per_request=2))) as url:
-        yield url
 
 
 def test_standard_input_through_a_server_is_chunked_to_its_limit_and_written_as_csv(

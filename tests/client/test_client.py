@@ -92,13 +92,6 @@ def test_detail_asks_for_the_pieces_or_the_heads(live_server: str) -> None:
     assert heads.heads is not None and len(heads.heads[0][0]) == 1  # [layer][head][1][1]
 
 
-@pytest.fixture(scope="module")
-def two_text_server(shipped_repository: Path) -> Iterator[str]:
-    """The shipped models served with a limit of two texts a request."""
-    with serve(create_app(cpu_settings(shipped_repository, max_texts_per_request=2))) as url:
-        yield url
-
-
 def test_more_texts_than_the_server_takes_are_sent_in_chunks_of_its_limit(
     two_text_server: str, live_server: str
 ) -> None:

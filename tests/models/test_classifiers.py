@@ -50,10 +50,6 @@ def _batch(lengths: list[int], seed: int = 1) -> tuple[torch.Tensor, torch.Tenso
     return input_ids, attention_mask
 
 
-def test_the_torch_free_names_are_the_architectures() -> None:
-    assert sorted(get_args(ArchitectureName)) == sorted(ARCHITECTURES)
-
-
 @pytest.fixture(params=sorted(ARCHITECTURES))
 def model(request: pytest.FixtureRequest) -> SentimentClassifier:
     return _model(request.param)
@@ -157,18 +153,9 @@ def test_unknown_architecture_names_the_known_ones() -> None:
 
 
 def test_registry_describes_every_architecture() -> None:
-    assert set(ARCHITECTURES) == {
-        "lstm",
-        "lstm-additive",
-        "bilstm-additive",
-        "luong-global-dot",
-        "luong-global-general",
-        "luong-global-concat",
-        "luong-local-monotonic",
-        "luong-local-predictive",
-        "transformer",
-        "minilm-attention",
-    }
+    # the names the command line offers without importing PyTorch are these
+    assert sorted(ARCHITECTURES) == sorted(get_args(ArchitectureName))
+    assert len(ARCHITECTURES) == 10
     assert [name for name, info in ARCHITECTURES.items() if info.exporter == "dynamo"] == [
         "minilm-attention",
         "transformer",

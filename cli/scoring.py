@@ -16,7 +16,7 @@ from attnserve.cli.errors import CommandError, TextsRefused, require_repository
 from attnserve.service.errors import ServiceError, StartupError
 from attnserve.service.loading import load_artifact
 from attnserve.service.providers import SessionConfig
-from attnserve.service.registry import build_predictor, default_model_name, find_models
+from attnserve.service.registry import build_predictor, default_model_name, scan_repository
 from attnserve.service.schemas import PredictResponse
 from attnserve.service.settings import Settings
 from attnserve.service.v1_json import predict_response_json
@@ -66,12 +66,15 @@ class LocalScorer:
         settings = Settings() if repository is None else Settings(model_repository=repository)
         require_repository(settings.model_repository)
         try:
-            found = find_models(settings.model_repository)
-            name = model or default_model_name(settings, sorted(found))
-            if name not in found:
-                known = ", ".join(sorted(found))
+            layout = scan_repository(settings.model_repository)
+            names = sorted({*layout.models, *layout.unusable})
+            name = model or default_model_name(settings, names)
+            if name in layout.unusable:
+                raise CommandError(f"model {name!r} cannot be served: {layout.unusable[name]}")
+            if name not in layout.models:
+                known = ", ".join(names)
                 raise CommandError(f"no model named {name!r} in {repository}; it has: {known}")
-            loaded = load_artifact(found[name], SessionConfig.from_settings(settings))
+            loaded = load_artifact(layout.models[name], SessionConfig.from_settings(settings))
         except StartupError as error:
             raise CommandError(str(error)) from error
         return cls(build_predictor(loaded, settings))

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,10 +145,16 @@ def _record(item: InputText, outcome: Outcome, tokens: bool) -> dict[str, Any]:
     return record
 
 
-def _writer(output: IO[str], form: OutputFormat, labels: list[str], tokens: bool) -> Any:
+def _writer(
+    output: IO[str], form: OutputFormat, labels: list[str], tokens: bool
+) -> Callable[[dict[str, Any]], None]:
     """A function writing one record: a JSON line, or a CSV row with a column per label."""
     if form == "jsonl":
-        return lambda record: output.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+        def write_line(record: dict[str, Any]) -> None:
+            output.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+        return write_line
     columns = ["line", "text", "label", "score", *(f"probability_{label}" for label in labels)]
     columns += ["tokens"] * tokens + ["error"]
     table = csv.DictWriter(output, columns, lineterminator="\n")

@@ -113,7 +113,8 @@ def train(
         "runs/bilstm-additive"
     ),
     architecture: Annotated[
-        ArchitectureName, typer.Option(help="The model to train (README, Models).")
+        ArchitectureName,
+        typer.Option(help="The architecture to train (the README describes each)."),
     ] = "bilstm-additive",
     text_column: Annotated[
         str, typer.Option(help="The CSV/TSV column, or JSONL key, holding the text.")

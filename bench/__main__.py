@@ -3,8 +3,9 @@
 Runs bench.startup, bench.inprocess and bench.http, for the default model and for the
 pretrained encoder, then bench.score_file (each also runs alone, see its docstring), and
 writes their figures into BENCHMARKS.md with bench.report. Takes about 25 minutes on 2 cores
-(more where the encoder's run must be fine-tuned first). Needs `wrk` (Debian: apt-get install wrk) and the train
-extra (the PyTorch side). bench.tune, which chose the batching defaults, runs on its own.
+(more where the encoder's run must be fine-tuned first). Needs `wrk` (Debian: apt-get
+install wrk) and the train extra (the PyTorch side). bench.tune, which chose the batching
+defaults, runs on its own.
 """
 
 from __future__ import annotations

@@ -1,42 +1,57 @@
-"""Labelled sentences from disk, and the seeded, leak-free train/validation/test split.
+"""Labelled sentences from disk, their label names, and the seeded, leak-free split.
 
+A label is a name as the data gives it (a string, or an integer read as its digits); a data
+set's labels are every name found, in a fixed order (`label_names`) that gives each its id.
 Torch-free: `attnserve evaluate` imports it to rebuild a model's exact test set.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import random
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LABEL_VALUES = {"0": 0, "1": 1}
+from attnserve.artifact.records import (
+    DataFormatError,
+    Record,
+    json_records,
+    lines,
+    read_text,
+    table_records,
+)
+
+# What the UCI sentiment files' 0 and 1 mean (their readme.txt).
+UCI_LABELS = {"0": "negative", "1": "positive"}
 SUPPORTED_SUFFIXES = (".txt", ".tsv", ".csv", ".jsonl")
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled sentence; `source` is the stem of the file it came from."""
+    """One labelled sentence: its label's name, and the stem of the file it came from."""
 
     text: str
-    label: int
+    label: str
     source: str
 
 
-class DataFormatError(ValueError):
-    """A data file that cannot be read as labelled sentences, naming the file and line."""
+@dataclass(frozen=True)
+class Columns:
+    """The columns of a CSV/TSV header (or the keys of a JSONL object) holding text and label."""
 
-    def __init__(self, path: Path, line_number: int | None, reason: str) -> None:
-        where = f"{path}:{line_number}" if line_number is not None else str(path)
-        super().__init__(f"{where}: {reason}")
-        self.path = path
-        self.line_number = line_number
-        self.reason = reason
+    text: str = "text"
+    label: str = "label"
+
+
+DEFAULT_COLUMNS = Columns()
+
+
+class LabelError(ValueError):
+    """Labels that cannot make a classifier: fewer than two, or not the ones asked for."""
 
 
 @dataclass(frozen=True)
@@ -65,14 +80,17 @@ class DataSplit:
     test: list[Example]
 
 
-def load_examples(path: Path, *, skip_bad: bool = False) -> LoadedData:
-    """Reads one file (.txt UCI `sentence<TAB>label`, .tsv/.csv with a header, or .jsonl)."""
+def load_examples(
+    path: Path, *, columns: Columns = DEFAULT_COLUMNS, skip_bad: bool = False
+) -> LoadedData:
+    """Reads one file: .txt UCI `sentence<TAB>0|1` (negative, positive), .tsv/.csv with a
+    header naming `columns`, or .jsonl objects with `columns` as keys."""
     if path.suffix not in SUPPORTED_SUFFIXES:
         supported = ", ".join(SUPPORTED_SUFFIXES)
         raise DataFormatError(path, None, f"unsupported suffix {path.suffix!r} ({supported})")
-    content = _read_text(path)
+    content = read_text(path)
     loaded = LoadedData()
-    for line_number, parsed in _parse(path, content):
+    for line_number, parsed in _parse(path, content, columns):
         if isinstance(parsed, Example):
             loaded.examples.append(parsed)
         elif skip_bad:
@@ -84,40 +102,77 @@ def load_examples(path: Path, *, skip_bad: bool = False) -> LoadedData:
     return loaded
 
 
-def load_sources(paths: Sequence[Path], *, skip_bad: bool = False) -> LoadedData:
+def load_sources(
+    paths: Sequence[Path], *, columns: Columns = DEFAULT_COLUMNS, skip_bad: bool = False
+) -> LoadedData:
     """Reads several files and concatenates their examples and skipped lines, in order."""
     if not paths:
         raise ValueError("no data files given")
     loaded = LoadedData()
     for path in paths:
-        one = load_examples(path, skip_bad=skip_bad)
+        one = load_examples(path, columns=columns, skip_bad=skip_bad)
         loaded.examples.extend(one.examples)
         loaded.skipped.extend(one.skipped)
     return loaded
 
 
+def label_names(examples: Sequence[Example], order: Sequence[str] | None = None) -> list[str]:
+    """The labels of `examples`, in `order` when given (each label found, once), else integers
+    in numeric order before other names in alphabetical order; a label's id is its position."""
+    found = {example.label for example in examples}
+    if order is not None:
+        if len(set(order)) != len(order):
+            raise LabelError(f"the label order names a label twice: {', '.join(order)}")
+        if set(order) != found:
+            raise LabelError(
+                f"the label order ({', '.join(order)}) is not the labels in the data "
+                f"({', '.join(sorted(found, key=_label_key))})"
+            )
+        names = list(order)
+    else:
+        names = sorted(found, key=_label_key)
+    if len(names) < 2:
+        raise LabelError(f"a classifier needs at least two labels; the data has only {names}")
+    return names
+
+
+def label_ids(examples: Sequence[Example], labels: Sequence[str]) -> list[int]:
+    """Each example's label as its position in `labels`."""
+    ids = {name: index for index, name in enumerate(labels)}
+    return [ids[example.label] for example in examples]
+
+
+def _label_key(name: str) -> tuple[int, int, str]:
+    return (0, int(name), "") if _INTEGER.fullmatch(name) else (1, 0, name)
+
+
 def split_examples(
     examples: Sequence[Example],
     *,
+    labels: Sequence[str],
     seed: int,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
 ) -> DataSplit:
-    """Seeded split, stratified by (source, label), with identical texts kept on one side."""
+    """Seeded split, stratified by (source, label), with identical texts kept on one side.
+
+    `labels` are the data's label names in id order (`label_names`); a stratum's shuffle is
+    seeded by its label's id, so naming the labels differently leaves the split as it is."""
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-9:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1: {fractions}")
     # A group is every index sharing one text; its stratum is its first occurrence's.
     groups: dict[str, list[int]] = {}
     for index, example in enumerate(examples):
         groups.setdefault(example.text, []).append(index)
-    strata: dict[tuple[str, int], list[list[int]]] = {}
+    strata: dict[tuple[str, str], list[list[int]]] = {}
     for indices in groups.values():
         first = examples[indices[0]]
         strata.setdefault((first.source, first.label), []).append(indices)
 
     sides: list[list[int]] = [[], [], []]
+    label_ids = {name: index for index, name in enumerate(labels)}
     for (source, label), stratum_groups in strata.items():
         # One generator per stratum, so adding a source does not reshuffle the others.
-        random.Random(f"{seed}/{source}/{label}").shuffle(stratum_groups)
+        random.Random(f"{seed}/{source}/{label_ids[label]}").shuffle(stratum_groups)
         total = sum(len(indices) for indices in stratum_groups)
         targets = (round(fractions[0] * total), round(fractions[1] * total))
         filled = [0, 0, 0]
@@ -138,91 +193,54 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line_number = data.count(b"\n", 0, error.start) + 1
-        raise DataFormatError(path, line_number, "not valid UTF-8") from error
-
-
 # A 1-based line number and the example found there, or why the line is malformed.
 Parsed = tuple[int, Example | str]
 
 
-def _parse(path: Path, content: str) -> Iterator[Parsed]:
+def _parse(path: Path, content: str, columns: Columns) -> Iterator[Parsed]:
     if path.suffix == ".txt":
         return _parse_uci(path.stem, content)
+    keys = [columns.text, columns.label]
     if path.suffix == ".jsonl":
-        return _parse_jsonl(path.stem, content)
-    return _parse_table(path, content, "\t" if path.suffix == ".tsv" else ",")
-
-
-def _lines(content: str) -> Iterator[tuple[int, str]]:
-    # Only "\n" ends a line: str.splitlines() would also break on U+0085, U+2028 and others
-    # that occur inside sentences.
-    for line_number, line in enumerate(content.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if line:
-            yield line_number, line
+        records = json_records(content, keys)
+    else:
+        records = table_records(path, content, "\t" if path.suffix == ".tsv" else ",", keys)
+    return _labelled(path.stem, records, columns)
 
 
 def _parse_uci(source: str, content: str) -> Iterator[Parsed]:
-    for line_number, line in _lines(content):
+    for line_number, line in lines(content):
         sentence, tab, label = line.rpartition("\t")
+        label = label.strip()
         if not tab:
             yield line_number, "no tab between sentence and label"
+        elif label not in UCI_LABELS:
+            yield line_number, f"label must be 0 or 1, got {label!r}"
         else:
-            yield line_number, _example(sentence, label.strip(), source)
+            yield line_number, _example(sentence, UCI_LABELS[label], source)
 
 
-def _parse_jsonl(source: str, content: str) -> Iterator[Parsed]:
-    for line_number, line in _lines(content):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield line_number, f"invalid JSON ({error.msg})"
+def _labelled(source: str, records: Iterator[Record], columns: Columns) -> Iterator[Parsed]:
+    text_key, label_key = columns.text, columns.label
+    for line_number, record in records:
+        if isinstance(record, str):
+            yield line_number, record
             continue
-        if not isinstance(record, dict) or "text" not in record or "label" not in record:
-            yield line_number, 'expected an object with "text" and "label"'
-        elif not isinstance(record["text"], str):
-            yield line_number, '"text" must be a string'
-        elif type(record["label"]) is not int:
-            yield line_number, f'"label" must be the integer 0 or 1, got {record["label"]!r}'
+        text, label = record[text_key], record[label_key]
+        if not isinstance(text, str):
+            yield line_number, f'"{text_key}" must be a string'
+        elif not isinstance(label, str | int) or isinstance(label, bool):
+            yield line_number, f'"{label_key}" must be a string or an integer, got {label!r}'
         else:
-            yield line_number, _example(record["text"], str(record["label"]), source)
-
-
-def _parse_table(path: Path, content: str, delimiter: str) -> Iterator[Parsed]:
-    # newline="" lets the csv module see line endings itself, as for a file opened that way.
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
-    header: list[str] | None = None
-    last_line = 0
-    for row in reader:
-        # line_num counts physical lines read so far; a quoted field may span several.
-        row_start, last_line = last_line + 1, reader.line_num
-        if not row:
-            continue
-        if header is None:
-            header = row
-            missing = [name for name in ("text", "label") if name not in header]
-            if missing:
-                raise DataFormatError(path, row_start, f"header lacks column(s) {missing}")
-            continue
-        if len(row) != len(header):
-            yield row_start, f"expected {len(header)} fields, found {len(row)}"
-            continue
-        values = dict(zip(header, row, strict=True))
-        yield row_start, _example(values["text"], values["label"].strip(), source=path.stem)
+            yield line_number, _example(text, str(label).strip(), source)
 
 
 def _example(text: str, label: str, source: str) -> Example | str:
-    if label not in LABEL_VALUES:
-        return f"label must be 0 or 1, got {label!r}"
+    if not label:
+        return "empty label"
     if not text.strip():
         return "empty sentence"
-    return Example(text=text, label=LABEL_VALUES[label], source=source)
+    return Example(text=text, label=label, source=source)
 
 
 def first_per_source(examples: list[Example], limit: int | None) -> list[Example]:

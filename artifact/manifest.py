@@ -54,6 +54,12 @@ class TrainingRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: list[DataFile]
+    text_column: str = Field(
+        default="text", description="the CSV/TSV column or JSONL key the texts were read from"
+    )
+    label_column: str = Field(
+        default="label", description="the CSV/TSV column or JSONL key the labels were read from"
+    )
     split: SplitRecord
     seed: int
     hyperparameters: dict[str, float | int | str | bool]
@@ -127,7 +133,9 @@ class Manifest(BaseModel):
     architecture: str
     description: str
     has_attention: bool = Field(description="False for models without attention (e.g. lstm)")
-    labels: list[str]
+    labels: list[str] = Field(
+        description="the label names, in the order of the probabilities output's columns"
+    )
     max_tokens: int = Field(description="longer texts are truncated to this many tokens")
     pad_token_id: int
     unk_token_id: int

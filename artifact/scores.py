@@ -32,6 +32,24 @@ class Scores:
         return correct / self.examples if self.examples else 0.0
 
     @property
+    def support(self) -> list[int]:
+        """How many examples each label truly has."""
+        return [sum(row) for row in self.confusion]
+
+    @property
+    def precision(self) -> list[float]:
+        """Each label's share of right answers among the examples given it (0 if none were)."""
+        predicted = [sum(column) for column in zip(*self.confusion, strict=True)]
+        return [self.confusion[i][i] / count if count else 0.0 for i, count in enumerate(predicted)]
+
+    @property
+    def recall(self) -> list[float]:
+        """Each label's share of its examples given it (0 for a label with none)."""
+        return [
+            self.confusion[i][i] / count if count else 0.0 for i, count in enumerate(self.support)
+        ]
+
+    @property
     def f1(self) -> list[float]:
         """Each label's F1 (0 for a label neither true nor predicted)."""
         scores = []

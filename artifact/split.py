@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from attnserve.artifact.data import (
+    Columns,
     DataSplit,
     first_per_source,
     load_sources,
@@ -21,15 +22,27 @@ class SplitMismatch(ValueError):
 
 
 def rebuild_split(
-    training: TrainingRecord, data_paths: list[Path] | None = None, root: Path | None = None
+    training: TrainingRecord,
+    labels: list[str],
+    data_paths: list[Path] | None = None,
+    root: Path | None = None,
 ) -> DataSplit:
-    """The recorded train/validation/test split, from `data_paths` (default: the recorded
-    paths, a relative one tried against `root` when it is not found as given)."""
-    examples = load_sources(_checked_paths(training, data_paths, root)).examples
+    """The recorded train/validation/test split of a model with `labels`, from `data_paths`
+    (default: the recorded paths, a relative one tried against `root` when it is not found as
+    given), read through the recorded columns."""
+    columns = Columns(text=training.text_column, label=training.label_column)
+    examples = load_sources(_checked_paths(training, data_paths, root), columns=columns).examples
+    unknown = sorted({example.label for example in examples} - set(labels))
+    if unknown:
+        raise SplitMismatch(
+            f"The data has label(s) {unknown} the model does not know ({', '.join(labels)})"
+        )
     limit = training.hyperparameters.get("limit_per_source")
     if isinstance(limit, int) and not isinstance(limit, bool):
         examples = first_per_source(examples, limit)
-    split = split_examples(examples, seed=training.split.seed, fractions=training.split.fractions)
+    split = split_examples(
+        examples, labels=labels, seed=training.split.seed, fractions=training.split.fractions
+    )
     sizes = {
         "train": len(split.train),
         "validation": len(split.validation),

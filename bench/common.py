@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from attnserve.artifact.data import UCI_LABELS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "bench" / "results"
 DEFAULT_MODEL_DIR = REPO_ROOT / "model_repository" / "bilstm-additive" / "1"
@@ -21,6 +23,8 @@ TRAINING_DATA = [
     Path("data/sentiment-labelled-sentences/amazon_cells_labelled.txt"),
     Path("data/sentiment-labelled-sentences/yelp_labelled.txt"),
 ]
+# the UCI files' 0 and 1, named as the shipped models' manifests name them
+TRAINING_LABELS = list(UCI_LABELS.values())
 SPLIT_SEED = 13
 SIMD_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}
 

@@ -28,7 +28,12 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from attnserve.artifact.data import DataSplit, load_sources, split_examples
+from attnserve.artifact.data import (
+    DataSplit,
+    label_ids,
+    load_sources,
+    split_examples,
+)
 from attnserve.artifact.manifest import MODEL_FILE, Manifest
 from attnserve.artifact.scores import Scores
 from attnserve.artifact.tokenizer import TextEncoder
@@ -37,7 +42,7 @@ from attnserve.models.architectures import ARCHITECTURES
 from attnserve.models.checkpoint import load_checkpoint
 from attnserve.models.faithfulness import measure_faithfulness
 from attnserve.models.training import SPLIT_FRACTIONS, TrainConfig, train
-from bench.common import SPLIT_SEED, TRAINING_DATA
+from bench.common import SPLIT_SEED, TRAINING_DATA, TRAINING_LABELS
 from bench.references import tfidf_reference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +96,10 @@ def main() -> None:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     names = args.architectures.split(",")
     split = split_examples(
-        load_sources(TRAINING_DATA).examples, seed=SPLIT_SEED, fractions=SPLIT_FRACTIONS
+        load_sources(TRAINING_DATA).examples,
+        labels=TRAINING_LABELS,
+        seed=SPLIT_SEED,
+        fractions=SPLIT_FRACTIONS,
     )
 
     torch.set_num_threads(1)  # tiny models: one thread is as fast, and fair on a shared machine
@@ -141,7 +149,7 @@ def run_seed(name: str, seed: int, split: DataSplit) -> SeedResult:
     checkpoint = load_checkpoint(run_dir)
     encoder = TextEncoder.from_file(checkpoint.tokenizer_path, checkpoint.record.max_tokens)
     texts = [example.text for example in split.test]
-    labels = [example.label for example in split.test]
+    labels = label_ids(split.test, TRAINING_LABELS)
     predicted = _predict(checkpoint.model, encoder, texts)
     faithfulness = measure_faithfulness(
         checkpoint.model, encoder, texts, has_attention=ARCHITECTURES[name].has_attention

@@ -18,10 +18,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from attnserve.artifact.data import DataSplit, Example, load_sources, split_examples
+from attnserve.artifact.data import (
+    DataSplit,
+    Example,
+    label_ids,
+    load_sources,
+    split_examples,
+)
 from attnserve.artifact.scores import Scores
 from attnserve.models.training import SPLIT_FRACTIONS
-from bench.common import SPLIT_SEED, TRAINING_DATA
+from bench.common import SPLIT_SEED, TRAINING_DATA, TRAINING_LABELS
 
 REGULARISATION = (0.3, 1.0, 3.0, 10.0, 30.0)
 
@@ -82,14 +88,16 @@ def _texts(side: list[Example]) -> list[str]:
 
 
 def _labels(side: list[Example]) -> list[int]:
-    return [example.label for example in side]
+    return label_ids(side, TRAINING_LABELS)
 
 
 def main() -> None:
     from bench.overload import write_results
 
     examples = load_sources(TRAINING_DATA).examples
-    split = split_examples(examples, seed=SPLIT_SEED, fractions=SPLIT_FRACTIONS)
+    split = split_examples(
+        examples, labels=TRAINING_LABELS, seed=SPLIT_SEED, fractions=SPLIT_FRACTIONS
+    )
     lines = [f"split seed {SPLIT_SEED}: {len(split.train)} train, {len(split.test)} test sentences"]
     for name, reference in (
         ("TF-IDF char 1-5-gram + logistic regression", tfidf_reference),

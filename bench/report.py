@@ -277,6 +277,26 @@ def goals_section(
     ]
 
 
+def score_file_section(results: dict[str, Any]) -> list[str]:
+    medians = results["medians"]
+    return [
+        "### Scoring a file through a server: `attnserve predict --file`",
+        "",
+        _machine(results),
+        "",
+        f"{results['lines']} lines, each round a new `attnserve predict --url --file` process "
+        f"(start-up counted), then wrk's {results['scenario']} for {results['seconds']} s on "
+        "the same server; medians of the rounds (goal: the file at 0.8x or more):",
+        "",
+        "| | sentences/s |",
+        "|---|---:|",
+        f"| `attnserve predict --file` | {medians['file_sentences_per_s']:.0f} |",
+        f"| {results['scenario']} | {medians['http_sentences_per_s']:.0f} |",
+        f"| ratio | {results['ratio']:.2f}x |",
+        "",
+    ]
+
+
 def render() -> str:
     http, inprocess, startup = (_load(name) for name in ("http", "inprocess", "startup"))
     # http-NAME.json: the same scenarios with another shipped model (the pretrained encoder)
@@ -289,6 +309,9 @@ def render() -> str:
         lines += inprocess_section(inprocess)
     if startup is not None:
         lines += startup_section(startup)
+    score_file = _load("score_file")
+    if score_file is not None:
+        lines += score_file_section(score_file)
     for path in sorted(RESULTS.glob("profile-*.json")):
         lines += profile_section(json.loads(path.read_text()))
     for path in sorted(RESULTS.glob("tune*.json")):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from attnserve.artifact.data import Example
+from attnserve.artifact.data import Example, label_ids
 from attnserve.artifact.manifest import QuantizationRecord
 from attnserve.artifact.scores import Scores
 from attnserve.artifact.split import rebuild_split
@@ -59,7 +59,7 @@ def evaluate(
     settings = settings if settings is not None else Settings()
     model = load_artifact(model_dir, SessionConfig.from_settings(settings))
     manifest = model.manifest
-    split = rebuild_split(manifest.training, data_paths, PROJECT_ROOT)
+    split = rebuild_split(manifest.training, manifest.labels, data_paths, PROJECT_ROOT)
     predictor = build_predictor(model, settings)
 
     async def score_both() -> tuple[SplitScores, SplitScores]:
@@ -91,9 +91,8 @@ async def _score(predictor: Predictor, examples: Sequence[Example]) -> SplitScor
         chunk = kept[start : start + batch_size]
         predictions = await predictor.predict([example.text for example in chunk])
         predicted.extend(predictions.label_ids.tolist())
-    scores = Scores.of(
-        [example.label for example in kept], predicted, len(predictor.manifest.labels)
-    )
+    labels = predictor.manifest.labels
+    scores = Scores.of(label_ids(kept, labels), predicted, len(labels))
     return SplitScores(
         examples=scores.examples,
         accuracy=scores.accuracy,

@@ -4,31 +4,50 @@
     attnserve export runs/bilstm-additive --name bilstm-additive
     attnserve train --architecture minilm-attention --run-dir runs/minilm-attention
     attnserve export runs/minilm-attention --name minilm-attention --int8
+    attnserve train reviews.csv --text-column review --label-column sentiment --run-dir runs/mine
     attnserve evaluate model_repository/bilstm-additive/1
-    attnserve serve
+    attnserve serve --repository model_repository
     attnserve predict "The battery life is great but the screen is awful"
     attnserve predict --url http://127.0.0.1:8000 --html heatmap.html "Loved it"
+    attnserve predict --file reviews.csv --text-column review --out scored.csv
 
 `train` and `export` need the `train` extra (PyTorch); they import it only when run, so
-the serving commands work on the serving install alone.
+the serving commands work on the serving install alone. A runtime failure (a bad data file, a
+missing repository, an unreachable server) is one line on standard error and exit status 1;
+a usage error is click's, status 2.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import logging
 import os
 import signal
 import statistics
+import sys
+from collections.abc import Iterator
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+# Typer reads the commands' annotations at run time: the types of their options are imported
+# here (each light: no torch, no web framework), the rest only for the type checker.
+from attnserve.artifact.records import TextFormat
+from attnserve.cli.errors import CommandError, require_repository
+from attnserve.cli.score_file import OutputFormat
+from attnserve.export.optimize import OptimizationLevel
+from attnserve.models.architecture_names import ArchitectureName
+from attnserve.service.settings import LogLevel
+
 if TYPE_CHECKING:
-    from attnserve.service.predictions import Predictions
-    from attnserve.service.registry import ModelRegistry
-    from attnserve.service.schemas import PredictResponse
+    from collections.abc import Callable
+
+    from attnserve.cli.scoring import Scorer
+    from attnserve.models.checkpoint import RunRecord
+    from attnserve.models.training import TrainConfig
 
 app = typer.Typer(
     help="Sentiment classification with per-token attention: train, export, serve.",
@@ -36,6 +55,40 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"attnserve {installed_version('attnserve')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Sentiment classification with per-token attention: train, export, serve."""
+
+
+@contextlib.contextmanager
+def _one_line_errors(*expected: type[Exception]) -> Iterator[None]:
+    """`expected` failures (and CommandError) end the command with one line and status 1."""
+    caught: tuple[type[Exception], ...] = (CommandError, *expected)
+    try:
+        yield
+    except caught as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+
+
+def _terminal() -> bool:
+    return sys.stderr.isatty()
+
 
 DEFAULT_DATA = [
     Path("data/sentiment-labelled-sentences/amazon_cells_labelled.txt"),
@@ -49,16 +102,33 @@ def train(
     data: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Data files (.txt UCI format, .csv, .tsv, .jsonl). "
-            "Default: the amazon and yelp files under data/."
+            help="Data files: .csv or .tsv with a header, .jsonl objects, or the UCI .txt format "
+            "(sentence<TAB>0|1, read as negative|positive). "
+            "Default: the amazon and yelp files under data/.",
+            exists=True,
+            dir_okay=False,
         ),
     ] = None,
     run_dir: Annotated[Path, typer.Option(help="Where the run is written.")] = Path(
         "runs/bilstm-additive"
     ),
     architecture: Annotated[
-        str, typer.Option(help="An architecture of models/architectures.py (README lists them).")
-    ] = ("bilstm-additive"),
+        ArchitectureName,
+        typer.Option(help="The architecture to train (the README describes each)."),
+    ] = "bilstm-additive",
+    text_column: Annotated[
+        str, typer.Option(help="The CSV/TSV column, or JSONL key, holding the text.")
+    ] = "text",
+    label_column: Annotated[
+        str, typer.Option(help="The CSV/TSV column, or JSONL key, holding the label.")
+    ] = "label",
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            help="The labels in the order the model should give them, comma-separated (each "
+            "label of the data once). Default: integers in numeric order, else alphabetical."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 13,
     seeds: Annotated[
         str | None,
@@ -76,41 +146,87 @@ def train(
         int | None, typer.Option(help="Use only the first N examples of each file.")
     ] = None,
 ) -> None:
-    """Train a classifier on labelled sentences and write a run directory."""
+    """Train a classifier on labelled sentences (N >= 2 labels) and write a run directory."""
     from dataclasses import replace
+    from functools import partial
 
+    from attnserve.artifact.data import Columns
     from attnserve.models.training import train as train_run
     from attnserve.models.training import train_config_for
 
-    config = train_config_for(architecture, seed=seed, split_seed=split_seed)
-    if max_epochs is not None:
-        config = replace(config, max_epochs=max_epochs)
-    paths = data or DEFAULT_DATA
-    if seeds is None:
-        record = train_run(
-            paths, run_dir, config, skip_bad=skip_bad, limit_per_source=limit_per_source
-        )
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(record.metrics.items()))
-        typer.echo(f"{run_dir}: {metrics} (best epoch {record.training.best_epoch})")
+    run = partial(
+        train_run,
+        data or DEFAULT_DATA,
+        columns=Columns(text=text_column, label=label_column),
+        label_order=None if labels is None else [name.strip() for name in labels.split(",")],
+        skip_bad=skip_bad,
+        limit_per_source=limit_per_source,
+        progress=_terminal(),
+    )
+    with _one_line_errors(ValueError, OSError), _epoch_lines("attnserve.models.training"):
+        config = train_config_for(architecture, seed=seed, split_seed=split_seed)
+        if max_epochs is not None:
+            config = replace(config, max_epochs=max_epochs)
+        if seeds is None:
+            _report_training(run_dir, run(run_dir, config))
+            return
+        accuracies = _train_seeds(run, run_dir, config, [int(s) for s in seeds.split(",")])
+    typer.echo(
+        f"test accuracy over {len(accuracies)} seeds: "
+        f"mean {statistics.mean(accuracies):.4f} ± std {statistics.stdev(accuracies):.4f}"
+    )
+
+
+@contextlib.contextmanager
+def _epoch_lines(name: str) -> Iterator[None]:
+    """Off a terminal, `name`'s info lines (one per epoch) on standard error: what a log gets
+    instead of a progress bar."""
+    if _terminal():
+        yield
         return
+    logger = logging.getLogger(name)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _report_training(run_dir: Path, record: RunRecord) -> None:
+    from attnserve.artifact.scores import Scores
+    from attnserve.cli.report import class_balance_lines, confusion_lines, label_score_lines
+
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(record.metrics.items()))
+    lines = [f"{run_dir}: {metrics} (best epoch {record.training.best_epoch})"]
+    lines += class_balance_lines(record.class_balance, record.labels)
+    lines += label_score_lines(record.labels, Scores(record.test_confusion), "test")
+    lines += confusion_lines(record.labels, record.test_confusion, "test")
+    typer.echo("\n".join(lines))
+
+
+def _train_seeds(
+    run: Callable[[Path, TrainConfig], RunRecord],
+    run_dir: Path,
+    config: TrainConfig,
+    seeds: list[int],
+) -> list[float]:
+    """One run per seed under RUN_DIR/seed-N; each one's test accuracy."""
+    from dataclasses import replace
+
     accuracies = []
-    for each in (int(s) for s in seeds.split(",")):
-        record = train_run(
-            paths,
-            run_dir / f"seed-{each}",
-            replace(config, seed=each),
-            skip_bad=skip_bad,
-            limit_per_source=limit_per_source,
-        )
+    for each in seeds:
+        record = run(run_dir / f"seed-{each}", replace(config, seed=each))
         accuracies.append(record.metrics["test_accuracy"])
         typer.echo(
             f"seed {each}: test accuracy {record.metrics['test_accuracy']:.4f}, "
             f"validation accuracy {record.metrics['validation_accuracy']:.4f}"
         )
-    typer.echo(
-        f"test accuracy over {len(accuracies)} seeds: "
-        f"mean {statistics.mean(accuracies):.4f} ± std {statistics.stdev(accuracies):.4f}"
-    )
+    return accuracies
 
 
 @app.command()
@@ -133,29 +249,30 @@ def export(
         float, typer.Option(help="With --int8: least share of test labels int8 and fp32 agree on.")
     ] = 0.99,
     optimize: Annotated[
-        str | None,
+        OptimizationLevel | None,
         typer.Option(
-            help="Save ONNX Runtime's optimised graph (basic or extended) instead of the "
-            "exported one; it is parity-checked against PyTorch like any export."
+            help="Save ONNX Runtime's optimised graph instead of the exported one; it is "
+            "parity-checked against PyTorch like any export."
         ),
     ] = None,
 ) -> None:
     """Export a trained run to ONNX, check parity with PyTorch, write the model directory."""
     from attnserve.export.onnx_export import export_run
+    from attnserve.export.parity import ParityError
+    from attnserve.export.quantize import QuantizationError
 
-    if optimize not in (None, "basic", "extended"):
-        raise typer.BadParameter("--optimize takes basic or extended")
-    model_dir = export_run(
-        run_dir,
-        repository,
-        name=name,
-        version=version,
-        overwrite=overwrite,
-        int8=int8,
-        max_accuracy_drop=max_accuracy_drop,
-        min_agreement=min_agreement,
-        optimize=optimize,  # type: ignore[arg-type]
-    )
+    with _one_line_errors(ValueError, OSError, ParityError, QuantizationError):
+        model_dir = export_run(
+            run_dir,
+            repository,
+            name=name,
+            version=version,
+            overwrite=overwrite,
+            int8=int8,
+            max_accuracy_drop=max_accuracy_drop,
+            min_agreement=min_agreement,
+            optimize=optimize,
+        )
     typer.echo(f"wrote {model_dir}")
 
 
@@ -170,8 +287,11 @@ def evaluate(
 ) -> None:
     """Score a model on its recorded test split through ONNX Runtime, as the service would."""
     from attnserve.cli.evaluation import evaluate as evaluate_model
+    from attnserve.cli.report import confusion_lines
+    from attnserve.service.errors import StartupError
 
-    report = evaluate_model(model_dir, data)
+    with _one_line_errors(ValueError, OSError, StartupError):
+        report = evaluate_model(model_dir, data)
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
         return
@@ -181,13 +301,7 @@ def evaluate(
             f"{name:<10} accuracy {scores.accuracy:.4f}  macro-F1 {scores.macro_f1:.4f}  "
             f"({scores.examples} sentences)"
         )
-    width = max(map(len, report.labels))
-    typer.echo(
-        f"confusion matrix on test (rows: true, columns: predicted)\n{'':<{width}}  "
-        + "  ".join(f"{label:>{width}}" for label in report.labels)
-    )
-    for label, row in zip(report.labels, report.test.confusion, strict=True):
-        typer.echo(f"{label:<{width}}  " + "  ".join(f"{n:>{width}}" for n in row))
+    typer.echo("\n".join(confusion_lines(report.labels, report.test.confusion, "test")))
     quantized = report.quantization
     if quantized is not None:
         typer.echo(
@@ -200,6 +314,12 @@ def evaluate(
 
 @app.command()
 def serve(
+    repository: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model repository (default ATTNSERVE_MODEL_REPOSITORY, else ./model_repository)."
+        ),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Interface (default ATTNSERVE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default ATTNSERVE_PORT).")] = None,
     workers: Annotated[
@@ -210,6 +330,9 @@ def serve(
             "ATTNSERVE_INTRA_OP_THREADS is set, each gets cores / workers ONNX Runtime threads.",
         ),
     ] = 1,
+    log_level: Annotated[
+        LogLevel | None, typer.Option(help="Level of the logs (default ATTNSERVE_LOG_LEVEL).")
+    ] = None,
 ) -> None:
     """Serve the model repository over HTTP (settings from ATTNSERVE_* variables)."""
     from attnserve.service.app import create_app
@@ -217,8 +340,18 @@ def serve(
     from attnserve.service.server import run_server
     from attnserve.service.settings import Settings
 
-    overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    given = {
+        "model_repository": repository,
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+    }
+    overrides = {key: value for key, value in given.items() if value is not None}
+    with _one_line_errors(StartupError):
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        require_repository(settings.model_repository)
+        if workers == 1:
+            application = create_app(settings)
     if workers > 1:
         # Each worker builds its app from the environment: hand the overrides down that way.
         os.environ.update(
@@ -229,11 +362,6 @@ def serve(
             os.environ["ATTNSERVE_INTRA_OP_THREADS"] = str(threads)
         run_server(None, settings, workers)
         return
-    try:
-        application = create_app(settings)
-    except StartupError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from error
     # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
     signal.signal(signal.SIGTERM, _exit_cleanly)
     if not run_server(application, settings):
@@ -246,7 +374,36 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 @app.command()
 def predict(
-    texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            help="Score every text of a file (- for standard input): .csv/.tsv with a header, "
+            ".jsonl objects, else one text a line.",
+        ),
+    ] = None,
+    text_column: Annotated[
+        str, typer.Option(help="With --file: the CSV/TSV column, or JSONL key, of the texts.")
+    ] = "text",
+    input_format: Annotated[
+        TextFormat | None,
+        typer.Option(help="With --file: its layout (default: by its suffix; lines for -)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="With --file: write the results here (default: standard output)."),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat | None,
+        typer.Option(help="With --file: jsonl or csv (default: csv for an --out ending .csv)."),
+    ] = None,
+    tokens: Annotated[
+        bool, typer.Option(help="With --file: add each text's tokens, spans and attention.")
+    ] = False,
+    parallel: Annotated[
+        int, typer.Option(min=1, help="With --file and --url: requests in flight at once.")
+    ] = 8,
     model: Annotated[str | None, typer.Option(help="Model name (default: the default).")] = None,
     url: Annotated[
         str | None,
@@ -254,19 +411,50 @@ def predict(
     ] = None,
     repository: Annotated[
         Path | None,
-        typer.Option(help="Model repository to load without a server (default: settings')."),
+        typer.Option(
+            help="Model repository to load the model from without a server (default "
+            "ATTNSERVE_MODEL_REPOSITORY, else ./model_repository)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw answer as JSON.")] = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write a standalone heatmap HTML file.")
     ] = None,
 ) -> None:
-    """Classify texts; print each label and the text coloured by attention."""
-    from attnserve.cli.heatmap import html_heatmap, terminal_heatmap
+    """Classify texts and show each one's attention, or score a file (--file) into JSONL/CSV."""
+    if (file is None) == (not texts):
+        raise typer.BadParameter("give texts to classify, or --file PATH (not both)")
+    with _one_line_errors(OSError, ValueError):
+        scorer = _scorer(url, repository, model)
+        try:
+            if file is not None:
+                _score_file(
+                    scorer, file, text_column, input_format, out, output_format, tokens, parallel
+                )
+            else:
+                _print_predictions(scorer, texts or [], as_json, html)
+        finally:
+            scorer.close()
 
-    response = (
-        _remote_predict(url, texts, model) if url else _local_predict(repository, texts, model)
-    )
+
+def _scorer(url: str | None, repository: Path | None, model: str | None) -> Scorer:
+    from attnserve.cli.scoring import LocalScorer, RemoteScorer
+
+    return RemoteScorer.connect(url, model) if url else LocalScorer.load(repository, model)
+
+
+def _print_predictions(scorer: Scorer, texts: list[str], as_json: bool, html: Path | None) -> None:
+    from attnserve.cli.errors import TextsRefused
+    from attnserve.cli.heatmap import html_heatmap, terminal_heatmap
+    from attnserve.service.schemas import PredictResponse
+
+    chunks = [texts[i : i + scorer.max_texts] for i in range(0, len(texts), scorer.max_texts)]
+    try:
+        answers = [scorer.score(chunk).model_dump() for chunk in chunks]
+    except TextsRefused as refused:
+        raise CommandError(refused.message) from refused
+    predictions = [p for answer in answers for p in answer["predictions"]]
+    response = PredictResponse.model_validate({**answers[0], "predictions": predictions})
     if as_json:
         typer.echo(response.model_dump_json(indent=2))
     else:
@@ -280,51 +468,39 @@ def predict(
         typer.echo(f"wrote {html}", err=True)
 
 
-def _local_predict(repository: Path | None, texts: list[str], model: str | None) -> PredictResponse:
-    from attnserve.service.errors import ServiceError, StartupError
-    from attnserve.service.registry import ModelRegistry
-    from attnserve.service.schemas import PredictResponse
-    from attnserve.service.settings import Settings
-    from attnserve.service.v1_json import predict_response_json
+def _score_file(
+    scorer: Scorer,
+    source: str,
+    text_column: str,
+    input_format: TextFormat | None,
+    out: Path | None,
+    output_format: OutputFormat | None,
+    tokens: bool,
+    parallel: int,
+) -> None:
+    from attnserve.cli.score_file import Progress, read_input, score_file
+    from attnserve.cli.score_file import output_format as chosen_format
 
-    settings = Settings() if repository is None else Settings(model_repository=repository)
-    try:
-        registry = ModelRegistry.load(settings)
-        predictions = asyncio.run(_predict_and_close(registry, texts, model))
-    except ServiceError as error:
-        _fail(error.message)
-    except StartupError as error:
-        _fail(str(error))
-    return PredictResponse.model_validate_json(predict_response_json(predictions))
-
-
-async def _predict_and_close(
-    registry: ModelRegistry, texts: list[str], model: str | None
-) -> Predictions:
-    try:
-        return await registry.get(model).predict(texts)
-    finally:
-        await registry.close()
-
-
-def _remote_predict(url: str, texts: list[str], model: str | None) -> PredictResponse:
-    """Asks a running server, through the project's Python client (`pip install ./client`)."""
-    from attnserve.service.schemas import PredictResponse
-
-    try:
-        from attnserve_client import APIError, Client, TransportError
-    except ImportError:
-        _fail("--url needs the Python client attnserve-client: pip install ./client")
-    try:
-        with Client(url, timeout=30.0) as client:
-            answer = client.predict_response(texts, model=model)
-    except APIError as error:
-        _fail(f"{url} answered {error.status}: {error.message}")
-    except TransportError as error:
-        _fail(f"cannot reach {url}: {error}")
-    return PredictResponse.model_validate(answer.model_dump())
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    texts = read_input(source, input_format, text_column)
+    form = chosen_format(out, output_format)
+    progress = Progress(len(texts), _terminal())
+    with contextlib.ExitStack() as stack:
+        output = (
+            sys.stdout
+            if out is None
+            else stack.enter_context(out.open("w", encoding="utf-8", newline=""))
+        )
+        try:
+            counts = score_file(
+                scorer,
+                texts,
+                output,
+                form,
+                tokens=tokens,
+                parallel_calls=parallel if scorer.parallel_safe else 1,
+                progress=progress,
+            )
+        finally:
+            progress.close()
+    where = "" if out is None else f"; wrote {out}"
+    typer.echo(f"{scorer.model}: {counts.summary()}{where}", err=True)

@@ -22,7 +22,7 @@ import onnxruntime
 import tokenizers
 import torch
 
-from attnserve.artifact.data import Example, sha256_file
+from attnserve.artifact.data import Example, label_ids, sha256_file
 from attnserve.artifact.graph import INPUT_NAMES
 from attnserve.artifact.manifest import (
     MODEL_FILE,
@@ -108,7 +108,7 @@ def export_run(
                 staging / MODEL_FILE,
                 encoder,
                 [example.text for example in test],
-                [example.label for example in test],
+                label_ids(test, checkpoint.record.labels),
                 max_accuracy_drop=max_accuracy_drop,
                 min_agreement=min_agreement,
             )
@@ -222,7 +222,7 @@ def held_out_sentences(checkpoint: Checkpoint) -> list[str]:
 
 def held_out_examples(checkpoint: Checkpoint) -> list[Example]:
     """The run's test split, rebuilt from its recorded data files, cut and split seed."""
-    return rebuild_split(checkpoint.record.training).test
+    return rebuild_split(checkpoint.record.training, checkpoint.record.labels).test
 
 
 def build_manifest(

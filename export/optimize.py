@@ -12,20 +12,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import onnxruntime as ort
-
+# The command line offers these as choices: importing them must not import ONNX Runtime.
 OptimizationLevel = Literal["basic", "extended"]
-
-_LEVELS = {
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-}
 
 
 def optimize_graph(source: Path, target: Path, level: OptimizationLevel = "extended") -> None:
     """Writes `target`, the graph ONNX Runtime makes of `source` at `level` on CPU."""
+    import onnxruntime as ort
+
+    levels = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    }
     options = ort.SessionOptions()
-    options.graph_optimization_level = _LEVELS[level]
+    options.graph_optimization_level = levels[level]
     options.optimized_model_filepath = str(target)
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
     if not target.is_file():

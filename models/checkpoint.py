@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from attnserve.artifact.manifest import TrainingRecord
 from attnserve.models.architectures import build_model
@@ -33,6 +33,12 @@ class RunRecord(BaseModel):
     labels: list[str]
     max_tokens: int
     metrics: dict[str, float]
+    class_balance: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="split side -> label -> examples"
+    )
+    test_confusion: list[list[int]] = Field(
+        default_factory=list, description="[true][predicted] on the test side, labels' order"
+    )
     training: TrainingRecord
 
 

@@ -2,10 +2,12 @@
 
     attnserve train --run-dir runs/bilstm-additive
 
-The data is split with `split_seed` (artifact/data.py); the tokenizer is trained on the
-training split only; the model is trained with AdamW, dropout and early stopping on
-validation accuracy, and the best epoch's weights are kept. The run directory
-(models/checkpoint.py) is what `attnserve export` turns into a served model.
+The labels are the names found in the data, N >= 2 of them (artifact/data.py), in numeric or
+alphabetical order or the order given; the data is split with `split_seed`, each (source,
+label)'s share kept on every side; the tokenizer is trained on the training split only; the
+model is trained with AdamW, dropout and early stopping on validation accuracy, and the best
+epoch's weights are kept. The run directory (models/checkpoint.py) is what `attnserve export`
+turns into a served model.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ from torch import nn
 from tqdm import tqdm
 
 from attnserve.artifact.data import (
+    DEFAULT_COLUMNS,
+    Columns,
     Example,
     first_per_source,
+    label_ids,
+    label_names,
     load_sources,
     sha256_file,
     split_examples,
 )
 from attnserve.artifact.manifest import DataFile, SplitRecord, TrainingRecord
+from attnserve.artifact.scores import Scores
 from attnserve.artifact.tokenizer import EncodedText, TextEncoder
 from attnserve.models.architectures import ARCHITECTURES, build_model
 from attnserve.models.checkpoint import TOKENIZER_FILE, RunRecord, save_checkpoint
@@ -37,7 +44,6 @@ from attnserve.models.classifiers import SentimentClassifier
 from attnserve.models.config import ModelConfig
 from attnserve.models.vocabulary import train_tokenizer
 
-LABELS = ["negative", "positive"]
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 EVAL_BATCH_SIZE = 256
 
@@ -120,17 +126,28 @@ def train(
     run_dir: Path,
     config: TrainConfig,
     *,
+    columns: Columns = DEFAULT_COLUMNS,
+    label_order: Sequence[str] | None = None,
     skip_bad: bool = False,
     limit_per_source: int | None = None,
     progress: bool = True,
 ) -> RunRecord:
-    """Trains on `data_paths` and writes checkpoint, tokenizer and record to `run_dir`."""
+    """Trains on `data_paths` (read through `columns`; labels in `label_order`, default
+    `label_names`'s) and writes checkpoint, tokenizer and record to `run_dir`."""
     _check_max_tokens(config)
-    loaded = load_sources(data_paths, skip_bad=skip_bad)
+    loaded = load_sources(data_paths, columns=columns, skip_bad=skip_bad)
     for skipped in loaded.skipped:
         logger.warning("skipped %s:%d: %s", skipped.path, skipped.line_number, skipped.reason)
     examples = first_per_source(loaded.examples, limit_per_source)
-    split = split_examples(examples, seed=config.split_seed, fractions=SPLIT_FRACTIONS)
+    labels = label_names(examples, label_order)
+    split = split_examples(
+        examples, labels=labels, seed=config.split_seed, fractions=SPLIT_FRACTIONS
+    )
+    if not split.validation or not split.test:
+        raise ValueError(
+            f"{len(examples)} examples are too few: the 80/10/10 split leaves the validation "
+            "or test side empty (give each label at least ten examples)"
+        )
 
     pretrained = ARCHITECTURES[config.architecture].pretrained_tokenizer
     tokenizer = (
@@ -149,7 +166,7 @@ def train(
     tokenizer.save(str(run_dir / TOKENIZER_FILE))
     encoder = TextEncoder(tokenizer, config.max_tokens)
     train_set, validation_set, test_set = (
-        encode_examples(encoder, side, skip_bad=skip_bad)
+        encode_examples(encoder, side, labels, skip_bad=skip_bad)
         for side in (split.train, split.validation, split.test)
     )
 
@@ -158,7 +175,7 @@ def train(
         architecture=config.architecture,
         vocab_size=encoder.vocab_size,
         pad_token_id=encoder.pad_id,
-        num_labels=len(LABELS),
+        num_labels=len(labels),
         embedding_dim=config.embedding_dim,
         hidden_dim=config.hidden_dim,
         dropout=config.dropout,
@@ -168,10 +185,12 @@ def train(
     fitted = fit(model, encoder, train_set, validation_set, config, progress=progress)
     model.load_state_dict(fitted.best_state)
 
-    metrics = {
-        f"{name}_accuracy": accuracy(model, encoder, data)
-        for name, data in (("train", train_set), ("validation", validation_set), ("test", test_set))
+    sides = {"train": train_set, "validation": validation_set, "test": test_set}
+    scores = {
+        name: Scores.of(data.labels, predicted_ids(model, encoder, data), len(labels))
+        for name, data in sides.items()
     }
+    metrics = {f"{name}_accuracy": side.accuracy for name, side in scores.items()}
     hyperparameters: dict[str, float | int | str | bool] = {
         key: value for key, value in asdict(config).items() if value is not None
     }
@@ -179,11 +198,17 @@ def train(
         # `evaluate` must apply the same cut to rebuild this run's test set.
         hyperparameters["limit_per_source"] = limit_per_source
     record = RunRecord(
-        labels=LABELS,
+        labels=labels,
         max_tokens=config.max_tokens,
         metrics=metrics,
+        class_balance={
+            name: dict(zip(labels, side.support, strict=True)) for name, side in scores.items()
+        },
+        test_confusion=scores["test"].confusion,
         training=TrainingRecord(
             data=[DataFile(path=str(path), sha256=sha256_file(path)) for path in data_paths],
+            text_column=columns.text,
+            label_column=columns.label,
             split=SplitRecord(
                 seed=config.split_seed,
                 fractions=SPLIT_FRACTIONS,
@@ -204,9 +229,14 @@ def train(
 
 
 def encode_examples(
-    encoder: TextEncoder, examples: Sequence[Example], *, skip_bad: bool = False
+    encoder: TextEncoder,
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    *,
+    skip_bad: bool = False,
 ) -> EncodedExamples:
-    """Tokenises examples; one with no tokens is an error, or dropped (logged) with skip_bad."""
+    """Tokenises examples and gives each its label's id in `labels`; one with no tokens is an
+    error, or dropped (logged) with skip_bad."""
     encoded = encoder.encode([example.text for example in examples])
     empty = [example for example, item in zip(examples, encoded, strict=True) if not item.ids]
     if empty and not skip_bad:
@@ -217,7 +247,9 @@ def encode_examples(
     if empty:
         logger.warning("left out %d example(s) with no tokens", len(empty))
     kept = [
-        (item, example.label) for example, item in zip(examples, encoded, strict=True) if item.ids
+        (item, label)
+        for label, item in zip(label_ids(examples, labels), encoded, strict=True)
+        if item.ids
     ]
     return EncodedExamples(encoded=[item for item, _ in kept], labels=[label for _, label in kept])
 
@@ -342,15 +374,23 @@ def train_epoch(
 
 
 @torch.no_grad()
-def accuracy(model: SentimentClassifier, encoder: TextEncoder, data: EncodedExamples) -> float:
-    """Share of examples whose most probable label is the true one, with dropout off."""
+def predicted_ids(
+    model: SentimentClassifier, encoder: TextEncoder, data: EncodedExamples
+) -> list[int]:
+    """Each example's most probable label id, with dropout off."""
     was_training = model.training
     model.eval()
-    correct = 0
+    predicted: list[int] = []
     for start in range(0, len(data.labels), EVAL_BATCH_SIZE):
         indices = range(start, min(start + EVAL_BATCH_SIZE, len(data.labels)))
         batch = make_batch(encoder, data, indices)
         logits, _ = model.forward_logits(batch.input_ids, batch.attention_mask)  # (B, C)
-        correct += int((logits.argmax(dim=-1) == batch.labels).sum())
+        predicted.extend(logits.argmax(dim=-1).tolist())
     model.train(was_training)
-    return correct / len(data.labels)
+    return predicted
+
+
+def accuracy(model: SentimentClassifier, encoder: TextEncoder, data: EncodedExamples) -> float:
+    """Share of examples whose most probable label is the true one, with dropout off."""
+    predicted = predicted_ids(model, encoder, data)
+    return sum(p == t for p, t in zip(predicted, data.labels, strict=True)) / len(data.labels)

@@ -60,8 +60,7 @@ class ModelRegistry:
         Raises RepositoryError when the layout is wrong or no model at all can be served.
         """
         layout = scan_repository(settings.model_repository)
-        requested = settings.default_model or _declared_default(settings.model_repository)
-        default_model = _default_model(requested, sorted({*layout.models, *layout.unusable}))
+        default_model = default_model_name(settings, sorted({*layout.models, *layout.unusable}))
         config = SessionConfig.from_settings(settings)
         predictors = {}
         unavailable = {
@@ -253,6 +252,12 @@ def scan_repository(repository: Path) -> RepositoryLayout:
 
 def _subdirectories(directory: Path) -> list[Path]:
     return [path for path in directory.iterdir() if path.is_dir() and not path.name.startswith(".")]
+
+
+def default_model_name(settings: Settings, names: list[str]) -> str:
+    """The model answering `POST /v1/predict` among the repository's `names`."""
+    requested = settings.default_model or _declared_default(settings.model_repository)
+    return _default_model(requested, names)
 
 
 def _declared_default(repository: Path) -> str | None:

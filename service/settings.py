@@ -11,8 +11,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
-SHIPPED_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
-
 
 class Settings(BaseSettings):
     """Everything the service can be told; build it once and pass it to `create_app`."""
@@ -21,8 +19,9 @@ class Settings(BaseSettings):
         env_prefix="ATTNSERVE_", use_attribute_docstrings=True, extra="forbid"
     )
 
-    model_repository: Path = SHIPPED_REPOSITORY
-    """Directory of models as `<name>/<version>/`; the highest version of each is served."""
+    model_repository: Path = Path("model_repository")
+    """Directory of models as `<name>/<version>/`; the highest version of each is served. By
+    default `model_repository` in the working directory (a checkout's shipped models)."""
 
     default_model: str | None = None
     """Model answering `POST /v1/predict`. None: the one named in the repository's

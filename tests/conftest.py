@@ -109,6 +109,13 @@ def live_server(shipped_repository: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def two_text_server(shipped_repository: Path) -> Iterator[str]:
+    """The shipped models over a real socket with a limit of two texts a request."""
+    with serve(create_app(cpu_settings(shipped_repository, max_texts_per_request=2))) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def server_process(
     shipped_repository: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

@@ -6,6 +6,8 @@
         [prediction] = client.predict(["The battery life is great"])
         prediction.label, prediction.score, prediction.tokens[0].attention
 
+`predict` takes one text or any number (sent in as many requests as the server's limit asks)
+and `detail="pieces"` or `"heads"`; `models()` is what the server serves, default included.
 `AsyncClient` is the same with `await`. Both retry 503 answers (honouring Retry-After) and
 refused connections with exponential backoff, and time out (10 s by default).
 """
@@ -18,7 +20,14 @@ from attnserve_client.errors import (
     Timeout,
     TransportError,
 )
-from attnserve_client.models import ModelInfo, Prediction, PredictResponse, Token
+from attnserve_client.models import (
+    ModelInfo,
+    ModelList,
+    Prediction,
+    PredictResponse,
+    Token,
+    UnavailableModel,
+)
 from attnserve_client.retry import RetryPolicy
 
 __all__ = [
@@ -27,6 +36,7 @@ __all__ = [
     "AttnserveError",
     "Client",
     "ModelInfo",
+    "ModelList",
     "PredictResponse",
     "Prediction",
     "RetryPolicy",
@@ -34,4 +44,5 @@ __all__ = [
     "Timeout",
     "Token",
     "TransportError",
+    "UnavailableModel",
 ]

@@ -1,28 +1,39 @@
-"""`Client` and `AsyncClient`: the same calls, blocking or awaited, over httpx."""
+"""`Client` and `AsyncClient`: the same calls, blocking or awaited, over httpx.
+
+A prediction of more texts than the server takes in one request is sent in several: the
+server's 413 `too_many_texts` names its limit, which the client keeps for its later calls.
+Both clients drive one request plan (`_prediction_plan`), so they cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from attnserve_client.errors import APIError, ServiceUnavailable, Timeout, TransportError
-from attnserve_client.models import ModelInfo, Prediction, PredictResponse
+from attnserve_client.models import ModelList, Prediction, PredictResponse
 from attnserve_client.retry import RETRY_STATUS, RetryPolicy
 
 DEFAULT_TIMEOUT_S = 10.0
+TOO_MANY_TEXTS = "too_many_texts"
 
 T = TypeVar("T")
+# "heads": the Transformer's per-head maps; "pieces": the word pieces the model read
+Detail = Literal["heads", "pieces"]
+Texts = str | Sequence[str]
 
 
-class _ModelList(BaseModel):
-    models: list[ModelInfo]
+class _RequestLimit:
+    """Most texts the server takes in one request, once a 413 has told it (None until then)."""
+
+    max_texts: int | None = None
 
 
 class Client:
@@ -44,6 +55,7 @@ class Client:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.retry = retry if retry is not None else RetryPolicy()
+        self._limit = _RequestLimit()
         self._http = httpx.Client(
             base_url=base_url,
             timeout=timeout,
@@ -51,20 +63,29 @@ class Client:
             transport=transport,
         )
 
-    def predict(self, texts: Sequence[str], *, model: str | None = None) -> list[Prediction]:
-        """Predictions for `texts`, in order, by `model` (default: the service's default)."""
-        return self.predict_response(texts, model=model).predictions
+    def predict(
+        self, texts: Texts, *, model: str | None = None, detail: Detail | None = None
+    ) -> list[Prediction]:
+        """Predictions for `texts` (a string is one text), in order, by `model` (default: the
+        service's default); `detail` asks for more of each (see `Detail`)."""
+        return self.predict_response(texts, model=model, detail=detail).predictions
 
     def predict_response(
-        self, texts: Sequence[str], *, model: str | None = None
+        self, texts: Texts, *, model: str | None = None, detail: Detail | None = None
     ) -> PredictResponse:
-        """The whole answer: the predictions, and the model and version that made them."""
-        path, body = _predict_request(texts, model)
-        return _read(self._send("POST", path, body), PredictResponse)
+        """The whole answer: the predictions, and the model and version that made them; sent
+        in as many requests as the server's limit on texts asks."""
+        plan = _prediction_plan(self._limit, texts, model, detail)
+        request = next(plan)
+        while True:
+            try:
+                request = plan.send(self._send("POST", *request))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
-    def models(self) -> list[ModelInfo]:
-        """The served models."""
-        return _read(self._send("GET", "/v1/models"), _ModelList).models
+    def models(self) -> ModelList:
+        """What the server serves: its models, the default one, and any it could not load."""
+        return _read(self._send("GET", "/v1/models"), ModelList)
 
     def ready(self) -> bool:
         """True when every model is loaded (one attempt, no retry)."""
@@ -117,6 +138,7 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.retry = retry if retry is not None else RetryPolicy()
+        self._limit = _RequestLimit()
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
@@ -124,20 +146,29 @@ class AsyncClient:
             transport=transport,
         )
 
-    async def predict(self, texts: Sequence[str], *, model: str | None = None) -> list[Prediction]:
-        """Predictions for `texts`, in order, by `model` (default: the service's default)."""
-        return (await self.predict_response(texts, model=model)).predictions
+    async def predict(
+        self, texts: Texts, *, model: str | None = None, detail: Detail | None = None
+    ) -> list[Prediction]:
+        """Predictions for `texts` (a string is one text), in order, by `model` (default: the
+        service's default); `detail` asks for more of each (see `Detail`)."""
+        return (await self.predict_response(texts, model=model, detail=detail)).predictions
 
     async def predict_response(
-        self, texts: Sequence[str], *, model: str | None = None
+        self, texts: Texts, *, model: str | None = None, detail: Detail | None = None
     ) -> PredictResponse:
-        """The whole answer: the predictions, and the model and version that made them."""
-        path, body = _predict_request(texts, model)
-        return _read(await self._send("POST", path, body), PredictResponse)
+        """The whole answer: the predictions, and the model and version that made them; sent
+        in as many requests as the server's limit on texts asks."""
+        plan = _prediction_plan(self._limit, texts, model, detail)
+        request = next(plan)
+        while True:
+            try:
+                request = plan.send(await self._send("POST", *request))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
-    async def models(self) -> list[ModelInfo]:
-        """The served models."""
-        return _read(await self._send("GET", "/v1/models"), _ModelList).models
+    async def models(self) -> ModelList:
+        """What the server serves: its models, the default one, and any it could not load."""
+        return _read(await self._send("GET", "/v1/models"), ModelList)
 
     async def ready(self) -> bool:
         """True when every model is loaded (one attempt, no retry)."""
@@ -183,11 +214,51 @@ def _headers(api_key: str | None, headers: Mapping[str, str] | None) -> dict[str
     return merged
 
 
-def _predict_request(texts: Sequence[str], model: str | None) -> tuple[str, dict[str, Any]]:
-    if isinstance(texts, str):
-        raise TypeError("predict takes a sequence of texts: wrap one text in a list")
+# One POST: its path and JSON body.
+Request = tuple[str, dict[str, Any]]
+
+
+def _prediction_plan(
+    limit: _RequestLimit, texts: Texts, model: str | None, detail: Detail | None
+) -> Generator[Request, httpx.Response, PredictResponse]:
+    """The requests of one prediction, each answer sent back in: the texts in chunks of the
+    server's limit (all at once until a 413 names it), the answers joined in order. An error
+    about some texts names them by their place in `texts`, not in the chunk."""
+    batch = [texts] if isinstance(texts, str) else list(texts)
     path = "/v1/predict" if model is None else f"/v1/models/{quote(model, safe='')}/predict"
-    return path, {"texts": list(texts)}
+    answers: list[PredictResponse] = []
+    start = 0
+    while start < len(batch) or not answers:
+        chunk = batch[start : start + (limit.max_texts or len(batch))]
+        body: dict[str, Any] = {"texts": chunk}
+        if detail is not None:
+            body["detail"] = detail
+        response = yield path, body
+        error = _api_error(response) if response.is_error else None
+        if error is not None and error.code == TOO_MANY_TEXTS and len(chunk) > 1:
+            told = (error.details or {}).get("limit")
+            if isinstance(told, int) and 0 < told < len(chunk):
+                limit.max_texts = told
+                continue
+        if error is not None:
+            raise _placed(error, start)
+        answers.append(PredictResponse.model_validate_json(response.content))
+        start += len(chunk)
+    return answers[0].model_copy(
+        update={"predictions": [p for answer in answers for p in answer.predictions]}
+    )
+
+
+def _placed(error: APIError, offset: int) -> APIError:
+    """`error` with the text positions in its details (`index`, `indices`) moved by `offset`."""
+    if not offset or error.details is None:
+        return error
+    details = dict(error.details)
+    if isinstance(details.get("index"), int):
+        details["index"] += offset
+    if isinstance(details.get("indices"), list):
+        details["indices"] = [index + offset for index in details["indices"]]
+    return type(error)(error.status, error.code, error.message, details)
 
 
 def _read(response: httpx.Response, model: type[T]) -> T:

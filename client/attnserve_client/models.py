@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 
@@ -39,11 +41,32 @@ class PredictResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """A served model (the service tells more; see GET /v1/models)."""
+    """A served model, as GET /v1/models describes it."""
 
     name: str
     version: str
     architecture: str
-    labels: list[str]
+    description: str
+    labels: list[str]  # the model's classes, in the order of its probabilities
     max_tokens: int
     has_attention: bool
+    metrics: dict[str, float]  # e.g. test_accuracy
+    # how far to trust the highlights (absent for models exported before it was measured)
+    faithfulness: dict[str, Any] | None = None
+    provider: str  # the ONNX Runtime execution provider serving it
+
+
+class UnavailableModel(BaseModel):
+    """A model the server could not load, and why."""
+
+    name: str
+    version: str
+    reason: str
+
+
+class ModelList(BaseModel):
+    """What GET /v1/models says: the served models, the default one, the broken ones."""
+
+    default_model: str
+    models: list[ModelInfo]
+    unavailable: list[UnavailableModel] = []

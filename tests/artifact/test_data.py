@@ -9,17 +9,21 @@ from pathlib import Path
 import pytest
 
 from attnserve.artifact.data import (
-    DataFormatError,
+    Columns,
     Example,
+    LabelError,
     SkippedLine,
+    label_names,
     load_examples,
     load_sources,
     sha256_file,
     split_examples,
 )
+from attnserve.artifact.records import DataFormatError
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "sentiment-labelled-sentences"
 REAL_FILES = [DATA_DIR / "amazon_cells_labelled.txt", DATA_DIR / "yelp_labelled.txt"]
+LABELS = ["negative", "positive"]
 
 
 def write(tmp_path: Path, name: str, content: str) -> Path:
@@ -34,24 +38,27 @@ def test_unicode_line_separators_stay_inside_the_sentence(tmp_path: Path) -> Non
     path = write(tmp_path, "odd.txt", content)
     examples = load_examples(path).examples
     assert examples == [
-        Example("Great\u0085phone\u2028really.", 1, "odd"),
-        Example("Bad.", 0, "odd"),
+        Example("Great\u0085phone\u2028really.", "positive", "odd"),
+        Example("Bad.", "negative", "odd"),
     ]
 
 
 def test_crlf_and_blank_lines_and_no_final_newline(tmp_path: Path) -> None:
     path = write(tmp_path, "crlf.txt", "Good.\t1\r\n\r\n\nBad.\t0\r\nFine.\t1")
     assert [(e.text, e.label) for e in load_examples(path).examples] == [
-        ("Good.", 1),
-        ("Bad.", 0),
-        ("Fine.", 1),
+        ("Good.", "positive"),
+        ("Bad.", "negative"),
+        ("Fine.", "positive"),
     ]
 
 
 def test_tab_inside_sentence_splits_at_the_last_tab(tmp_path: Path) -> None:
     path = write(tmp_path, "tabs.txt", "left\tright\t0\nlabel with spaces\t 1 \n")
     examples = load_examples(path).examples
-    assert [(e.text, e.label) for e in examples] == [("left\tright", 0), ("label with spaces", 1)]
+    assert [(e.text, e.label) for e in examples] == [
+        ("left\tright", "negative"),
+        ("label with spaces", "positive"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -108,8 +115,8 @@ def test_csv_with_quotes_commas_and_newlines_in_text(tmp_path: Path) -> None:
     content = 'id,text,label\r\n1,"Good, really",1\r\n\r\n2,"two\nlines\u2028here",0\r\n'
     examples = load_examples(write(tmp_path, "reviews.csv", content)).examples
     assert examples == [
-        Example("Good, really", 1, "reviews"),
-        Example("two\nlines\u2028here", 0, "reviews"),
+        Example("Good, really", "1", "reviews"),
+        Example("two\nlines\u2028here", "0", "reviews"),
     ]
 
 
@@ -128,32 +135,55 @@ def test_table_header_must_name_text_and_label(tmp_path: Path) -> None:
     path = write(tmp_path, "h.tsv", "sentence\tlabel\nGood.\t1\n")
     with pytest.raises(DataFormatError) as caught:
         load_examples(path, skip_bad=True)
-    assert str(caught.value) == f"{path}:1: header lacks column(s) ['text']"
+    assert str(caught.value) == (
+        f"{path}:1: header lacks column(s) ['text'] (it has ['sentence', 'label'])"
+    )
+
+
+def test_columns_name_the_text_and_label_of_a_table_or_jsonl(tmp_path: Path) -> None:
+    columns = Columns(text="review", label="sentiment")
+    table = write(tmp_path, "t.csv", "id,review,sentiment\n1,Fine enough,neutral\n2,Awful,neg\n")
+    lines = write(tmp_path, "t.jsonl", '{"review": "Great", "sentiment": "pos", "id": 3}\n')
+
+    assert load_examples(table, columns=columns).examples == [
+        Example("Fine enough", "neutral", "t"),
+        Example("Awful", "neg", "t"),
+    ]
+    assert load_examples(lines, columns=columns).examples == [Example("Great", "pos", "t")]
+    with pytest.raises(DataFormatError, match=r"t\.csv:1: header lacks column\(s\) \['text'\]"):
+        load_examples(table, columns=Columns(label="sentiment"))
+    with pytest.raises(DataFormatError, match='expected an object with "text" and "sentiment"'):
+        load_examples(lines, columns=Columns(label="sentiment"))
 
 
 def test_tsv(tmp_path: Path) -> None:
     path = write(tmp_path, "r.tsv", "label\ttext\n0\tNot good.\n 1 \tGood.\n")
     assert load_examples(path).examples == [
-        Example("Not good.", 0, "r"),
-        Example("Good.", 1, "r"),
+        Example("Not good.", "0", "r"),
+        Example("Good.", "1", "r"),
     ]
 
 
 def test_jsonl(tmp_path: Path) -> None:
-    rows = [{"text": "Good\u2028one.", "label": 1}, {"text": "Bad.", "label": 0, "id": 7}]
+    rows = [
+        {"text": "Good\u2028one.", "label": 1},
+        {"text": "Bad.", "label": 0, "id": 7},
+        {"text": "So so.", "label": " neutral "},
+    ]
     content = "\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n\n"
     assert load_examples(write(tmp_path, "r.jsonl", content)).examples == [
-        Example("Good\u2028one.", 1, "r"),
-        Example("Bad.", 0, "r"),
+        Example("Good\u2028one.", "1", "r"),
+        Example("Bad.", "0", "r"),
+        Example("So so.", "neutral", "r"),
     ]
 
 
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        ('{"text": "x", "label": true}', '"label" must be the integer 0 or 1, got True'),
-        ('{"text": "x", "label": "1"}', "\"label\" must be the integer 0 or 1, got '1'"),
-        ('{"text": "x", "label": 3}', "label must be 0 or 1, got '3'"),
+        ('{"text": "x", "label": true}', '"label" must be a string or an integer, got True'),
+        ('{"text": "x", "label": 1.5}', '"label" must be a string or an integer, got 1.5'),
+        ('{"text": "x", "label": " "}', "empty label"),
         ('{"text": 5, "label": 1}', '"text" must be a string'),
         ('{"label": 1}', 'expected an object with "text" and "label"'),
         ("[1, 2]", 'expected an object with "text" and "label"'),
@@ -172,7 +202,7 @@ def test_real_files_load_1000_balanced_examples_each() -> None:
         loaded = load_examples(path)
         assert len(loaded.examples) == 1000
         assert loaded.skipped == []
-        assert Counter(e.label for e in loaded.examples) == {0: 500, 1: 500}
+        assert Counter(e.label for e in loaded.examples) == {"negative": 500, "positive": 500}
         assert {e.source for e in loaded.examples} == {path.stem}
     assert len(load_sources(REAL_FILES).examples) == 2000
 
@@ -190,14 +220,14 @@ def split_texts(examples: list[Example]) -> set[str]:
 def test_split_of_real_data_is_stratified_leak_free_and_seeded() -> None:
     examples = load_sources(REAL_FILES).examples
     assert len({e.text for e in examples}) < len(examples), "the data should hold duplicates"
-    split = split_examples(examples, seed=13)
+    split = split_examples(examples, labels=LABELS, seed=13)
 
     assert Counter(split.train + split.validation + split.test) == Counter(examples)
     train, validation, test = map(split_texts, (split.train, split.validation, split.test))
     assert train.isdisjoint(validation) and train.isdisjoint(test)
     assert validation.isdisjoint(test)
     for source in ("amazon_cells_labelled", "yelp_labelled"):
-        for label in (0, 1):
+        for label in LABELS:
             sizes = [
                 sum(e.source == source and e.label == label for e in side)
                 for side in (split.train, split.validation, split.test)
@@ -205,14 +235,26 @@ def test_split_of_real_data_is_stratified_leak_free_and_seeded() -> None:
             assert sum(sizes) == 500
             assert abs(sizes[0] - 400) <= 3 and abs(sizes[1] - 50) <= 3, sizes
 
-    assert split_examples(examples, seed=13) == split
-    assert split_examples(examples, seed=14).test != split.test
+    assert split_examples(examples, labels=LABELS, seed=13) == split
+    assert split_examples(examples, labels=LABELS, seed=14).test != split.test
+
+
+def test_the_split_follows_label_ids_not_names() -> None:
+    """Renaming the labels (the UCI files' 0/1 became negative/positive) keeps the split."""
+    examples = load_sources(REAL_FILES).examples
+    renamed = [Example(e.text, str(LABELS.index(e.label)), e.source) for e in examples]
+
+    split = split_examples(examples, labels=LABELS, seed=13)
+    again = split_examples(renamed, labels=["0", "1"], seed=13)
+
+    assert [e.text for e in split.test] == [e.text for e in again.test]
+    assert [e.text for e in split.validation] == [e.text for e in again.validation]
 
 
 def test_split_keeps_duplicates_together_whatever_their_label() -> None:
-    examples = [Example(f"s{i % 7}", i % 2, "src") for i in range(40)]
+    examples = [Example(f"s{i % 7}", str(i % 2), "src") for i in range(40)]
     for seed in range(5):
-        split = split_examples(examples, seed=seed)
+        split = split_examples(examples, labels=["0", "1"], seed=seed)
         sides = [split_texts(side) for side in (split.train, split.validation, split.test)]
         assert sum(len(side) for side in sides) == 7
         assert len(split.train) + len(split.validation) + len(split.test) == 40
@@ -220,4 +262,36 @@ def test_split_keeps_duplicates_together_whatever_their_label() -> None:
 
 def test_split_rejects_bad_fractions() -> None:
     with pytest.raises(ValueError, match="summing to 1"):
-        split_examples([Example("a", 1, "s")], seed=0, fractions=(0.8, 0.1, 0.2))
+        split_examples([Example("a", "1", "s")], labels=["1"], seed=0, fractions=(0.8, 0.1, 0.2))
+
+
+def _labelled(*labels: str) -> list[Example]:
+    return [Example(f"text {i}", label, "s") for i, label in enumerate(labels)]
+
+
+def test_label_names_order_integers_numerically_then_names() -> None:
+    assert label_names(_labelled("10", "2", "2", "-1")) == ["-1", "2", "10"]
+    assert label_names(_labelled("positive", "neutral", "negative")) == [
+        "negative",
+        "neutral",
+        "positive",
+    ]
+    assert label_names(_labelled("b", "3", "a")) == ["3", "a", "b"]
+
+
+def test_label_order_must_name_each_label_found_once() -> None:
+    examples = _labelled("pos", "neg", "mixed")
+    assert label_names(examples, ["pos", "mixed", "neg"]) == ["pos", "mixed", "neg"]
+    with pytest.raises(LabelError) as caught:
+        label_names(examples, ["pos", "neg"])
+    assert str(caught.value) == (
+        "the label order (pos, neg) is not the labels in the data (mixed, neg, pos)"
+    )
+    with pytest.raises(LabelError, match="names a label twice"):
+        label_names(examples, ["pos", "neg", "mixed", "pos"])
+
+
+def test_one_label_is_not_a_classifier() -> None:
+    with pytest.raises(LabelError) as caught:
+        label_names(_labelled("yes", "yes"))
+    assert str(caught.value) == "a classifier needs at least two labels; the data has only ['yes']"

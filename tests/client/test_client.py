@@ -65,15 +65,53 @@ def test_predict_returns_typed_predictions_equal_to_the_http_answer(
     with Client(live_server) as client:
         predictions = client.predict(TEXTS)
         response = client.predict_response(TEXTS[:1], model=v1_answer["model"])
+        [single] = client.predict(TEXTS[0])
         models = client.models()
         ready = client.ready()
+    served_models = httpx.get(f"{live_server}/v1/models").json()
 
     assert [prediction.model_dump() for prediction in predictions] == v1_answer["predictions"]
     assert predictions[0].tokens[0].text == TEXTS[0][: predictions[0].tokens[0].end]
     assert (response.model, response.version) == (v1_answer["model"], v1_answer["version"])
-    assert response.predictions[0] == predictions[0]
-    assert v1_answer["model"] in [model.name for model in models]
+    assert response.predictions[0] == predictions[0] == single
+    assert models.default_model == served_models["default_model"] == v1_answer["model"]
+    assert [model.name for model in models.models] == [m["name"] for m in served_models["models"]]
+    assert models.models[0].labels == served_models["models"][0]["labels"]
+    assert models.models[0].metrics == served_models["models"][0]["metrics"]
     assert ready is True
+
+
+def test_detail_asks_for_the_pieces_or_the_heads(live_server: str) -> None:
+    with Client(live_server) as client:
+        [plain] = client.predict("unbelievably good", model="minilm-attention")
+        [pieces] = client.predict("unbelievably good", model="minilm-attention", detail="pieces")
+        [heads] = client.predict("great", model="transformer", detail="heads")
+
+    assert plain.pieces is None and pieces.pieces is not None
+    assert [piece.text for piece in pieces.pieces][:2] == ["un", "bel"]
+    assert heads.heads is not None and len(heads.heads[0][0]) == 1  # [layer][head][1][1]
+
+
+def test_more_texts_than_the_server_takes_are_sent_in_chunks_of_its_limit(
+    two_text_server: str, live_server: str
+) -> None:
+    texts = [f"{text} {n}" for n in range(3) for text in TEXTS[:2]] + ["fine"]  # 7 texts
+    transport = RecordingTransport()
+
+    with Client(two_text_server, transport=transport) as client:
+        predictions = client.predict(texts)
+        again = client.predict(texts[:3])
+        with pytest.raises(APIError) as empty:
+            client.predict([*texts[:4], " "])
+    with Client(live_server) as client:
+        at_once = client.predict(texts)
+
+    assert predictions == at_once
+    assert again == at_once[:3]
+    # one 413 names the limit; then 4 requests of at most 2, and the limit is kept
+    assert transport.statuses == [413, 200, 200, 200, 200, 200, 200, 200, 200, 422]
+    # the empty text is named by its place in the whole list, not in its chunk
+    assert (empty.value.code, empty.value.details) == ("empty_text", {"indices": [4]})
 
 
 def test_the_async_client_gives_the_same_answers(
@@ -98,8 +136,6 @@ def test_the_services_errors_are_raised_typed_with_code_message_and_details(
             client.predict(["fine", "  "])
         with pytest.raises(APIError) as unknown:
             client.predict(["fine"], model="no-such-model")
-        with pytest.raises(TypeError, match="wrap one text in a list"):
-            client.predict("one text")
 
     assert (empty.value.status, empty.value.code, empty.value.details) == (
         422,

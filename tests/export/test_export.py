@@ -60,7 +60,9 @@ ARCHITECTURE_NAMES = sorted(
 
 @pytest.fixture(scope="module")
 def split() -> DataSplit:
-    return split_examples(load_sources(DATA).examples, seed=SPLIT_SEED)
+    return split_examples(
+        load_sources(DATA).examples, labels=["negative", "positive"], seed=SPLIT_SEED
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnserve.artifact.data import Example, load_sources, sha256_file, split_examples
+from attnserve.artifact.data import Columns, Example, load_sources, sha256_file, split_examples
 from attnserve.artifact.tokenizer import TextEncoder
+from attnserve.models.architectures import ARCHITECTURES
 from attnserve.models.checkpoint import (
     CHECKPOINT_FILE,
     RECORD_FILE,
@@ -24,11 +25,15 @@ from attnserve.models.training import (
     accuracy,
     encode_examples,
     train,
+    train_config_for,
 )
+from tests.three_class import LABEL_COLUMN, TEXT_COLUMN, write_three_class_csv
+from tests.three_class import LABELS as THREE_LABELS
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "sentiment-labelled-sentences"
 DATA = [DATA_DIR / "amazon_cells_labelled.txt", DATA_DIR / "yelp_labelled.txt"]
 LIMIT = 150
+LABELS = ["negative", "positive"]
 CONFIG = TrainConfig(embedding_dim=16, hidden_dim=16, max_epochs=2, max_tokens=24, seed=3)
 
 
@@ -42,8 +47,20 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_run_directory_holds_checkpoint_tokenizer_and_record(run_dir: Path) -> None:
     assert {p.name for p in run_dir.iterdir()} == {CHECKPOINT_FILE, TOKENIZER_FILE, RECORD_FILE}
     record = RunRecord.model_validate_json((run_dir / RECORD_FILE).read_text("utf-8"))
-    assert record.labels == ["negative", "positive"]
+    assert record.labels == LABELS
     assert record.max_tokens == 24
+    examples = [e for path in DATA for e in load_sources([path]).examples[:LIMIT]]
+    split = split_examples(examples, labels=LABELS, seed=CONFIG.split_seed)
+    sides = {"train": split.train, "validation": split.validation, "test": split.test}
+    assert record.class_balance == {
+        name: {label: sum(e.label == label for e in side) for label in LABELS}
+        for name, side in sides.items()
+    }
+    assert [sum(row) for row in record.test_confusion] == list(
+        record.class_balance["test"].values()
+    )
+    correct = record.test_confusion[0][0] + record.test_confusion[1][1]
+    assert correct / 30 == record.metrics["test_accuracy"]
     assert set(record.metrics) == {"train_accuracy", "validation_accuracy", "test_accuracy"}
     assert all(0.0 <= value <= 1.0 for value in record.metrics.values())
     training = record.training
@@ -71,16 +88,18 @@ def test_checkpoint_reloads_the_best_model(run_dir: Path) -> None:
     assert checkpoint.config.vocab_size == encoder.vocab_size
 
     examples = [e for path in DATA for e in load_sources([path]).examples[:LIMIT]]
-    split = split_examples(examples, seed=CONFIG.split_seed, fractions=SPLIT_FRACTIONS)
+    split = split_examples(
+        examples, labels=LABELS, seed=CONFIG.split_seed, fractions=SPLIT_FRACTIONS
+    )
     for name, side in (("test", split.test), ("validation", split.validation)):
-        reloaded = accuracy(checkpoint.model, encoder, encode_examples(encoder, side))
+        reloaded = accuracy(checkpoint.model, encoder, encode_examples(encoder, side, LABELS))
         assert reloaded == checkpoint.record.metrics[f"{name}_accuracy"]
 
 
 def test_tokenizer_saw_only_the_training_split(run_dir: Path) -> None:
     encoder = TextEncoder.from_file(run_dir / TOKENIZER_FILE, 128)
     examples = [e for path in DATA for e in load_sources([path]).examples[:LIMIT]]
-    split = split_examples(examples, seed=CONFIG.split_seed)
+    split = split_examples(examples, labels=LABELS, seed=CONFIG.split_seed)
 
     def ids(side: list[Example]) -> set[int]:
         return {i for item in encoder.encode([e.text for e in side]) for i in item.ids}
@@ -104,13 +123,13 @@ def test_same_config_gives_identical_metrics_and_progress_shows_validation(
 
 def test_text_without_tokens_is_an_error_or_skipped(run_dir: Path) -> None:
     encoder = TextEncoder.from_file(run_dir / TOKENIZER_FILE, 128)
-    examples = [Example("good", 1, "s"), Example(" \u3000 ", 0, "s")]
+    examples = [Example("good", "positive", "s"), Example(" \u3000 ", "negative", "s")]
     with pytest.raises(ValueError) as caught:
-        encode_examples(encoder, examples)
+        encode_examples(encoder, examples, LABELS)
     assert str(caught.value) == (
         "1 example(s) have no tokens, e.g. ' \\u3000 ' from s; pass skip_bad to leave them out"
     )
-    kept = encode_examples(encoder, examples, skip_bad=True)
+    kept = encode_examples(encoder, examples, LABELS, skip_bad=True)
     assert kept.labels == [1]
     assert len(kept.encoded) == 1
 
@@ -118,3 +137,36 @@ def test_text_without_tokens_is_an_error_or_skipped(run_dir: Path) -> None:
 def test_config_rejects_values_that_would_train_nothing() -> None:
     with pytest.raises(ValueError, match="max_epochs must be at least 1, got 0"):
         TrainConfig(max_epochs=0)
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_every_architecture_trains_on_three_named_labels_under_other_columns(
+    architecture: str, tmp_path: Path
+) -> None:
+    data = write_three_class_csv(tmp_path / "reviews.csv", per_label=8)
+    config = train_config_for(
+        architecture, max_epochs=1, batch_size=8, embedding_dim=8, hidden_dim=8, max_tokens=16
+    )
+
+    record = train(
+        [data],
+        tmp_path / "run",
+        config,
+        columns=Columns(text=TEXT_COLUMN, label=LABEL_COLUMN),
+        progress=False,
+    )
+
+    assert record.labels == THREE_LABELS
+    assert (record.training.text_column, record.training.label_column) == ("review", "sentiment")
+    assert sum(record.class_balance["train"].values()) == record.training.split.sizes["train"]
+    assert len(record.test_confusion) == 3
+    checkpoint = load_checkpoint(tmp_path / "run")
+    assert checkpoint.config.num_labels == 3
+    encoder = TextEncoder.from_file(checkpoint.tokenizer_path, record.max_tokens)
+    batch = encoder.pad(encoder.encode(["Great phone", "Awful battery and broken screen"]))
+    with torch.no_grad():
+        probabilities, _ = checkpoint.model(
+            torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask)
+        )
+    assert probabilities.shape == (2, 3)
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(2))

@@ -1,4 +1,4 @@
-"""Settings: ATTNSERVE_* variables, documented fields, the shipped repository by default."""
+"""Settings: ATTNSERVE_* variables, documented fields, ./model_repository by default."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from attnserve.service.settings import Settings
-from tests.conftest import REPO_ROOT
 
 
-def test_defaults_serve_the_shipped_repository_locally() -> None:
+def test_defaults_serve_the_working_directorys_repository_locally() -> None:
     settings = Settings()
 
-    assert settings.model_repository == REPO_ROOT / "model_repository"
+    # relative, so an installed package finds no repository inside site-packages
+    assert settings.model_repository == Path("model_repository")
     assert (settings.host, settings.port, settings.providers) == ("127.0.0.1", 8000, "auto")
     assert (settings.max_texts_per_request, settings.max_text_chars) == (64, 5000)
     assert settings.max_body_bytes == 1024 * 1024

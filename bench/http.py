@@ -50,17 +50,21 @@ class Scenario:
     name: str
     connections: int
     texts_per_request: int
+    body: str  # which of write_bodies' files: "text" ({"text": t}), "texts" ({"texts": [...]})
 
 
 SCENARIOS = [
-    Scenario("1 connection", 1, 1),
-    Scenario("32 connections", 32, 1),
-    Scenario("128 connections", 128, 1),
-    Scenario("64-text requests, 8 connections", 8, 64),
+    Scenario("1 connection", 1, 1, "text"),
+    Scenario("32 connections", 32, 1, "text"),
+    Scenario('32 connections, {"texts": [t]}', 32, 1, "texts"),
+    Scenario("128 connections", 128, 1, "text"),
+    Scenario("64-text requests, 8 connections", 8, 64, "texts64"),
 ]
 
 
 def server_commands(model_dir: Path, run_dir: Path, workers: int) -> dict[str, list[str]]:
+    """Every server, and with `workers` > 1 attnserve, the floor and the plain server again with
+    that many worker processes: a ratio compares servers of the same worker count."""
     uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"]
     commands = {
         "attnserve": [ATTNSERVE, "serve"],
@@ -69,7 +73,10 @@ def server_commands(model_dir: Path, run_dir: Path, workers: int) -> dict[str, l
         "plain": [*uvicorn, "bench.servers.plain:create_app"],
     }
     if workers > 1:
-        commands[f"attnserve --workers {workers}"] = [ATTNSERVE, "serve", "--workers", str(workers)]
+        more = ["--workers", str(workers)]
+        commands[f"attnserve --workers {workers}"] = [ATTNSERVE, "serve", *more]
+        commands[f"floor --workers {workers}"] = [*uvicorn, *more, "bench.servers.floor:create_app"]
+        commands[f"plain --workers {workers}"] = [*uvicorn, *more, "bench.servers.plain:create_app"]
     return commands
 
 
@@ -144,13 +151,15 @@ def wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict[str, Any
     }
 
 
-def write_bodies(directory: Path) -> dict[int, Path]:
-    """One JSON body a line: single texts, and 64-text batches, from the UCI sentences."""
+def write_bodies(directory: Path) -> dict[str, Path]:
+    """One JSON body a line, from the UCI sentences: a sentence as {"text": t} and as
+    {"texts": [t]}, and 64-text batches."""
     texts = sentences()
-    files = {1: directory / "single.txt", 64: directory / "batch64.txt"}
-    files[1].write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n")
+    files = {name: directory / f"{name}.txt" for name in ("text", "texts", "texts64")}
+    files["text"].write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n")
+    files["texts"].write_text("\n".join(json.dumps({"texts": [t]}) for t in texts) + "\n")
     batches = [texts[i : i + 64] for i in range(0, len(texts) - 64, 61)]
-    files[64].write_text("\n".join(json.dumps({"texts": b}) for b in batches) + "\n")
+    files["texts64"].write_text("\n".join(json.dumps({"texts": b}) for b in batches) + "\n")
     return files
 
 
@@ -190,7 +199,7 @@ def main() -> None:
             # One server at a time, so they never compete for the cores.
             with running(command, env) as url:
                 for scenario in SCENARIOS:
-                    body_file = bodies[scenario.texts_per_request]
+                    body_file = bodies[scenario.body]
                     wrk(url, body_file, scenario.connections, 1)  # warm-up
                     # What the warm-up left in flight is still computed: queue one request
                     # behind it, so the timed run starts on an idle server.

@@ -69,7 +69,7 @@ def main() -> None:
     started_on = machine()
     py_spy = Path(sys.executable).parent / "py-spy"
     scratch = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    bodies = write_bodies(scratch)[args.texts]
+    bodies = write_bodies(scratch)["text" if args.texts == 1 else "texts64"]
     raw = scratch / "profile.txt"
     env = {
         "ATTNSERVE_LOG_LEVEL": "warning",

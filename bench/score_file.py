@@ -54,7 +54,7 @@ def main() -> None:
     source = work / "sentences.txt"
     lines = list(itertools.islice(itertools.cycle(sentences()), args.lines))
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    bodies = write_bodies(work)[HTTP_SCENARIO.texts_per_request]
+    bodies = write_bodies(work)[HTTP_SCENARIO.body]
     rounds: list[dict[str, float]] = []
     with running([ATTNSERVE, "serve"], {"ATTNSERVE_LOG_LEVEL": "warning"}) as url:
         wrk(url, bodies, HTTP_SCENARIO.connections, 1)  # warm-up

@@ -50,7 +50,7 @@ def main() -> None:
         "ATTNSERVE_MODEL_REPOSITORY": str(DEFAULT_MODEL_DIR.parent.parent),
     }
     variants = {name: VARIANTS[name] for name in args.only} if args.only else VARIANTS
-    scenarios = [s for s in SCENARIOS if s.connections != 128]
+    scenarios = [s for s in SCENARIOS if s.connections != 128 and s.body != "texts"]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         s.name: {v: [] for v in variants} for s in scenarios
     }
@@ -58,7 +58,7 @@ def main() -> None:
         for variant, env in variants.items():
             with running([ATTNSERVE, "serve"], base | env) as url:
                 for scenario in scenarios:
-                    body_file = bodies[scenario.texts_per_request]
+                    body_file = bodies[scenario.body]
                     wrk(url, body_file, scenario.connections, 1)
                     figures = wrk(url, body_file, scenario.connections, args.seconds)
                     figures["sentences_per_s"] = (

@@ -73,6 +73,9 @@ def main(
     ] = False,
 ) -> None:
     """Sentiment classification with per-token attention: train, export, serve."""
+    # Every command loads ONNX Runtime after this (the serving path sets it too): no usage
+    # events sent, nothing written under $HOME (service/onnxruntime_env.py says why).
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 @contextlib.contextmanager

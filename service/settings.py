@@ -67,9 +67,10 @@ class Settings(BaseSettings):
     """Most bytes of request bodies held while they arrive, over all requests of a process;
     past it a request is answered 503 `overloaded` (slow uploads cannot pile up memory)."""
 
-    gzip_min_bytes: int = Field(default=16 * 1024, ge=0)
-    """Smallest JSON answer gzipped for a client that accepts it (`Accept-Encoding: gzip`);
-    smaller ones are sent as they are, where compressing would cost more than it saves."""
+    gzip_min_bytes: int = Field(default=1024 * 1024, ge=0)
+    """Smallest JSON answer gzipped for a client that accepts it (`Accept-Encoding: gzip`),
+    e.g. the self-attention maps of `detail: heads`; smaller ones are sent as they are, as
+    the answer is then small next to what compressing and decompressing it cost."""
 
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     """Largest request line and headers together (431 above), checked as they arrive."""

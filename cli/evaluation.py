@@ -11,10 +11,12 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, Field
 
+from attnserve.artifact.calibration import expected_calibration_error
 from attnserve.artifact.data import Example, label_ids
-from attnserve.artifact.manifest import QuantizationRecord
+from attnserve.artifact.manifest import CalibrationRecord, QuantizationRecord
 from attnserve.artifact.scores import Scores
 from attnserve.artifact.split import rebuild_split
 from attnserve.service.loading import load_artifact
@@ -35,6 +37,9 @@ class SplitScores(BaseModel):
     confusion: list[list[int]] = Field(
         description="confusion[true][predicted], in the order of `labels`"
     )
+    calibration_error: float = Field(
+        description="Expected calibration error (10 bins) of the served probabilities"
+    )
 
 
 class EvaluationReport(BaseModel):
@@ -49,6 +54,9 @@ class EvaluationReport(BaseModel):
     recorded: dict[str, float] = Field(description="The manifest's metrics, from PyTorch.")
     quantization: QuantizationRecord | None = Field(
         default=None, description="The manifest's int8 vs fp32 figures, for an int8 model."
+    )
+    calibration: CalibrationRecord | None = Field(
+        default=None, description="The manifest's temperature and calibration errors."
     )
 
 
@@ -78,6 +86,7 @@ def evaluate(
         validation=validation,
         recorded=manifest.metrics,
         quantization=manifest.quantization,
+        calibration=manifest.calibration,
     )
 
 
@@ -86,16 +95,18 @@ async def _score(predictor: Predictor, examples: Sequence[Example]) -> SplitScor
     encoded = predictor.model.encoder.encode([example.text for example in examples])
     kept = [example for example, item in zip(examples, encoded, strict=True) if item.ids]
     batch_size = predictor.limits.max_texts
-    predicted: list[int] = []
+    probabilities = []
     for start in range(0, len(kept), batch_size):
         chunk = kept[start : start + batch_size]
         predictions = await predictor.predict([example.text for example in chunk])
-        predicted.extend(predictions.label_ids.tolist())
-    labels = predictor.manifest.labels
-    scores = Scores.of(label_ids(kept, labels), predicted, len(labels))
+        probabilities.append(predictions.probabilities)
+    served = np.concatenate(probabilities)  # (N, C)
+    labels = np.array(label_ids(kept, predictor.manifest.labels), dtype=np.int64)
+    scores = Scores.of(labels.tolist(), served.argmax(axis=1).tolist(), served.shape[1])
     return SplitScores(
         examples=scores.examples,
         accuracy=scores.accuracy,
         macro_f1=scores.macro_f1,
         confusion=scores.confusion,
+        calibration_error=expected_calibration_error(served, labels),
     )

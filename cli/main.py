@@ -280,6 +280,25 @@ def export(
 
 
 @app.command()
+def calibrate(
+    model_dirs: Annotated[
+        list[Path], typer.Argument(help="Model directories <repository>/<name>/<version>.")
+    ],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(help="Data files, in training order. Default: each manifest's."),
+    ] = None,
+) -> None:
+    """Fit each model's temperature on its recorded validation split; rewrite its manifest."""
+    from attnserve.export.calibration import calibrate_model_dir
+
+    for model_dir in model_dirs:
+        calibration = calibrate_model_dir(model_dir, data).calibration
+        assert calibration is not None
+        typer.echo(f"{model_dir}: {calibration.summary()}")
+
+
+@app.command()
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="A model directory <repository>/<name>/<v>.")],
     data: Annotated[
@@ -302,9 +321,14 @@ def evaluate(
     for name, scores in (("test", report.test), ("validation", report.validation)):
         typer.echo(
             f"{name:<10} accuracy {scores.accuracy:.4f}  macro-F1 {scores.macro_f1:.4f}  "
-            f"({scores.examples} sentences)"
+            f"ECE {scores.calibration_error:.4f}  ({scores.examples} sentences)"
         )
     typer.echo("\n".join(confusion_lines(report.labels, report.test.confusion, "test")))
+    calibration = report.calibration
+    if calibration is None:
+        typer.echo("not calibrated: the graph's probabilities are served as they are")
+    else:
+        typer.echo(f"calibrated on validation at export: {calibration.summary()}")
     quantized = report.quantization
     if quantized is not None:
         typer.echo(

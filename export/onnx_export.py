@@ -27,6 +27,7 @@ from attnserve.artifact.graph import INPUT_NAMES
 from attnserve.artifact.manifest import (
     MODEL_FILE,
     TOKENIZER_FILE,
+    CalibrationRecord,
     FaithfulnessRecord,
     Manifest,
     ParityRecord,
@@ -36,6 +37,7 @@ from attnserve.artifact.manifest import (
 )
 from attnserve.artifact.split import rebuild_split
 from attnserve.artifact.tokenizer import TextEncoder
+from attnserve.export.calibration import calibrate
 from attnserve.export.graph import graph_module, graph_outputs
 from attnserve.export.optimize import OptimizationLevel, describe, optimize_graph
 from attnserve.export.parity import check_parity
@@ -67,7 +69,8 @@ def export_run(
     """Exports, checks and writes `repository/name/version`; returns that directory.
 
     With `int8`, the served model.onnx is the dynamic int8 quantisation of the checked fp32
-    graph, compared with it on the run's test split (export/quantize.py) and recorded.
+    graph, compared with it on the run's test split (export/quantize.py) and recorded. The
+    served graph's temperature is fitted on the validation split (export/calibration.py).
     """
     target = repository / name / version
     if target.exists() and not overwrite:
@@ -114,6 +117,11 @@ def export_run(
             )
             # kept beside the run for benchmarks (bench/latency.py); not part of the artifact
             shutil.move(fp32_path, run_dir / FP32_FILE)
+        # the served graph's own probabilities are what the temperature scales
+        labels = checkpoint.record.labels
+        calibration = calibrate(
+            staging / MODEL_FILE, encoder, rebuild_split(checkpoint.record.training, labels), labels
+        )
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
         manifest = build_manifest(
             checkpoint,
@@ -125,6 +133,7 @@ def export_run(
             outputs=outputs,
             faithfulness=faithfulness,
             quantization=quantization,
+            calibration=calibration,
         )
         if optimize is not None:
             manifest = manifest.model_copy(update={"graph_optimization": describe(optimize)})
@@ -236,6 +245,7 @@ def build_manifest(
     outputs: list[TensorSpec],
     faithfulness: FaithfulnessRecord | None = None,
     quantization: QuantizationRecord | None = None,
+    calibration: CalibrationRecord | None = None,
 ) -> Manifest:
     """The manifest of a model directory holding model.onnx and tokenizer.json."""
     info = ARCHITECTURES[checkpoint.config.architecture]
@@ -260,6 +270,7 @@ def build_manifest(
         parity=parity,
         faithfulness=faithfulness,
         quantization=quantization,
+        calibration=calibration,
         serving=ServingHints(max_batch_size=info.serving_batch_size),
         files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
         libraries={

@@ -14,20 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
-import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from attnserve.artifact.graph import OUTPUT_NAMES
 from attnserve.artifact.manifest import QuantizationRecord
-from attnserve.artifact.tokenizer import EncodedText, TextEncoder
+from attnserve.artifact.tokenizer import TextEncoder
+from attnserve.export.graph_run import run_graph
 
 METHOD = (
     "ONNX Runtime dynamic quantisation of MatMul: int8 weights (QInt8, per channel), "
     "activations at run time; embeddings stay fp32"
 )
-BATCH_SIZE = 64
 
 
 class QuantizationError(RuntimeError):
@@ -69,8 +67,8 @@ def compare_int8(
     encoded = [item for item in encoder.encode(list(texts)) if item.ids]
     if len(encoded) != len(texts):
         raise ValueError(f"{len(texts) - len(encoded)} text(s) have no tokens")
-    fp32 = _run(fp32_path, encoder, encoded)
-    int8 = _run(int8_path, encoder, encoded)
+    fp32 = run_graph(fp32_path, encoder, encoded)
+    int8 = run_graph(int8_path, encoder, encoded)
     truth = np.asarray(labels)
     fp32_labels, int8_labels = fp32[0].argmax(axis=1), int8[0].argmax(axis=1)
     record = QuantizationRecord(
@@ -101,18 +99,3 @@ def compare_int8(
     if problems:
         raise QuantizationError("; ".join(problems))
     return record
-
-
-def _run(
-    path: Path, encoder: TextEncoder, encoded: list[EncodedText]
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """(probabilities (N, C), attention (N, T_max)) over every text, in batches."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    probabilities, attention = [], []
-    width = max(len(item.ids) for item in encoded)
-    for start in range(0, len(encoded), BATCH_SIZE):
-        batch = encoder.pad(encoded[start : start + BATCH_SIZE])
-        probs, weights = session.run(list(OUTPUT_NAMES), batch.feeds())
-        probabilities.append(probs)
-        attention.append(np.pad(weights, ((0, 0), (0, width - weights.shape[1]))))
-    return np.concatenate(probabilities), np.concatenate(attention)

@@ -65,6 +65,19 @@ def test_predict_answers_one_text_with_label_probabilities_and_attended_tokens(
     assert math.isclose(sum(weights), 1.0, abs_tol=1e-5)
 
 
+def test_each_prediction_says_how_much_of_its_text_the_model_could_read(
+    client: TestClient,
+) -> None:
+    known, emoji_only, half = _predict(
+        client, {"texts": ["The battery life is great", "😍🔥 🎉", "great 🎉"]}
+    )
+
+    assert (known["readable"], known["unreadable"]) == (1.0, False)
+    # every word is the unknown token: the label is a guess, and the answer says so
+    assert (emoji_only["readable"], emoji_only["unreadable"]) == (0.0, True)
+    assert (half["readable"], half["unreadable"]) == (0.5, False)
+
+
 def test_predict_reports_stage_timings(client: TestClient) -> None:
     response = client.post("/v1/predict", json={"text": "fine"})
 
@@ -150,7 +163,8 @@ def test_models_lists_the_manifest_public_part_and_the_provider(
 ) -> None:
     public = [
         "name", "version", "architecture", "description", "labels", "max_tokens",
-        "has_attention", "inputs", "outputs", "metrics", "parity", "faithfulness", "created_at",
+        "has_attention", "inputs", "outputs", "metrics", "parity", "faithfulness", "calibration",
+        "created_at",
     ]  # fmt: skip
     expected = {key: shipped_manifest[key] for key in public} | {"provider": "CPUExecutionProvider"}
     # JSON has no tuples: parity shapes come back as lists either way.

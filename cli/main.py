@@ -242,7 +242,8 @@ def export(
     int8: Annotated[
         bool,
         typer.Option(
-            help="Serve the dynamic int8 quantisation, checked against fp32 on the test split."
+            help="Serve the static int8 quantisation (calibrated on the training split), "
+            "checked against fp32 on the test split."
         ),
     ] = False,
     max_accuracy_drop: Annotated[
@@ -324,6 +325,14 @@ def evaluate(
             f"ECE {scores.calibration_error:.4f}  ({scores.examples} sentences)"
         )
     typer.echo("\n".join(confusion_lines(report.labels, report.test.confusion, "test")))
+    if report.behaviour:
+        typer.echo(
+            "behaviour set (data/behaviour/): "
+            + ", ".join(
+                f"{category} {score.correct}/{score.examples}"
+                for category, score in report.behaviour.items()
+            )
+        )
     calibration = report.calibration
     if calibration is None:
         typer.echo("not calibrated: the graph's probabilities are served as they are")

@@ -68,8 +68,9 @@ def export_run(
 ) -> Path:
     """Exports, checks and writes `repository/name/version`; returns that directory.
 
-    With `int8`, the served model.onnx is the dynamic int8 quantisation of the checked fp32
-    graph, compared with it on the run's test split (export/quantize.py) and recorded. The
+    With `int8`, the served model.onnx is the static int8 quantisation of the checked fp32
+    graph, calibrated on the run's training split, compared with it on the test split
+    (export/quantize.py) and recorded. The
     served graph's temperature is fitted on the validation split (export/calibration.py).
     """
     target = repository / name / version
@@ -103,25 +104,26 @@ def export_run(
             has_attention=ARCHITECTURES[checkpoint.config.architecture].has_attention,
         )
         quantization = None
+        labels = checkpoint.record.labels
+        split = rebuild_split(checkpoint.record.training, labels)
         if int8:
-            quantize_int8(fp32_path, staging / MODEL_FILE)
-            test = held_out_examples(checkpoint)
+            quantize_int8(
+                fp32_path, staging / MODEL_FILE, encoder, [example.text for example in split.train]
+            )
+            test = split.test
             quantization = compare_int8(
                 fp32_path,
                 staging / MODEL_FILE,
                 encoder,
                 [example.text for example in test],
-                label_ids(test, checkpoint.record.labels),
+                label_ids(test, labels),
                 max_accuracy_drop=max_accuracy_drop,
                 min_agreement=min_agreement,
             )
             # kept beside the run for benchmarks (bench/latency.py); not part of the artifact
             shutil.move(fp32_path, run_dir / FP32_FILE)
         # the served graph's own probabilities are what the temperature scales
-        labels = checkpoint.record.labels
-        calibration = calibrate(
-            staging / MODEL_FILE, encoder, rebuild_split(checkpoint.record.training, labels), labels
-        )
+        calibration = calibrate(staging / MODEL_FILE, encoder, split, labels)
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
         manifest = build_manifest(
             checkpoint,
@@ -143,11 +145,15 @@ def export_run(
 
 
 def export_onnx(
-    model: torch.nn.Module, config: ModelConfig, outputs: list[TensorSpec], path: Path
+    model: torch.nn.Module,
+    config: ModelConfig,
+    outputs: list[TensorSpec],
+    path: Path,
+    exporter: Exporter | None = None,
 ) -> None:
-    """Writes the ONNX graph with dynamic batch and sequence axes with the architecture's
-    declared exporter, then checks it."""
-    exporter = ARCHITECTURES[config.architecture].exporter
+    """Writes the ONNX graph with dynamic batch and sequence axes with `exporter` (default:
+    the architecture's declared one), then checks it."""
+    exporter = exporter or ARCHITECTURES[config.architecture].exporter
     EXPORTERS[exporter](model, _example_inputs(config), outputs, path)
     onnx.checker.check_model(str(path), full_check=True)
 

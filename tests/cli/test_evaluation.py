@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
-from attnserve.artifact.split import SplitMismatch
-from attnserve.cli.evaluation import EvaluationReport, evaluate
+from attnserve.artifact.calibration import expected_calibration_error
+from attnserve.artifact.manifest import Manifest
+from attnserve.artifact.split import SplitMismatch, rebuild_split
+from attnserve.cli.evaluation import BEHAVIOUR_SET, EvaluationReport, evaluate, load_behaviour
 from tests.conftest import REPO_ROOT, cpu_settings
 
 
@@ -82,3 +87,60 @@ def test_a_split_that_differs_from_the_record_is_refused(model_copy: Path) -> No
 
     with pytest.raises(SplitMismatch, match="these are not the examples the model was trained"):
         evaluate(model_copy, settings=cpu_settings(model_copy))
+
+
+def test_evaluate_and_the_server_give_the_same_accuracy(
+    report: EvaluationReport, shipped_model_dir: Path, client: TestClient
+) -> None:
+    # the server answers each test sentence alone; evaluate scored them in batches
+    manifest = Manifest.read(shipped_model_dir)
+    test = rebuild_split(manifest.training, root=REPO_ROOT).test
+    served = [
+        client.post("/v1/predict", json={"text": example.text}).json()["predictions"][0]
+        for example in test
+    ]
+
+    correct = sum(
+        prediction["label"] == manifest.labels[example.label]
+        for prediction, example in zip(served, test, strict=True)
+    )
+    assert correct / len(test) == report.test.accuracy
+    served_probabilities = np.array(
+        [[p["probabilities"][label] for label in manifest.labels] for p in served], np.float32
+    )
+    labels = np.array([example.label for example in test])
+    assert expected_calibration_error(served_probabilities, labels) == pytest.approx(
+        report.test.calibration_error, abs=1e-5
+    )
+
+
+def test_the_behaviour_set_is_scored_by_category(report: EvaluationReport) -> None:
+    cases = load_behaviour(BEHAVIOUR_SET)
+
+    assert {category: score.examples for category, score in report.behaviour.items()} == dict(
+        Counter(case.category for case in cases)
+    )
+
+
+def test_the_default_model_is_right_at_least_as_often_as_bilstm_additive_in_each_category(
+    client: TestClient,
+) -> None:
+    cases = load_behaviour(BEHAVIOUR_SET)
+    texts = [case.text for case in cases]
+
+    def correct_by_category(route: str) -> Counter[str]:
+        predictions = client.post(route, json={"texts": texts}).json()["predictions"]
+        labels = ["negative", "positive"]
+        return Counter(
+            case.category
+            for case, prediction in zip(cases, predictions, strict=True)
+            if prediction["label"] == labels[case.label]
+        )
+
+    default = correct_by_category("/v1/predict")
+    tutorial = correct_by_category("/v1/models/bilstm-additive/predict")
+
+    assert all(default[category] >= tutorial[category] for category in tutorial), (
+        default,
+        tutorial,
+    )

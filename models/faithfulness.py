@@ -36,7 +36,7 @@ from attnserve.models.classifiers import SentimentClassifier
 KS = (1, 2, 3, 4, 5)
 RANDOM_DRAWS = 3
 INTEGRATION_STEPS = 16
-BATCH_SIZE = 256
+BATCH_SIZE = 32
 
 Ranking = Callable[[list[EncodedText]], list[list[int]]]
 
@@ -52,7 +52,10 @@ def measure_faithfulness(
     """AOPC of each ranking on `sentences` (those with no tokens are left out)."""
     was_training = model.training
     model.eval()
-    encoded = [item for item in encoder.encode(list(sentences)) if item.ids]
+    # shortest first, so that each batch pads only to about its own length
+    encoded = sorted(
+        (item for item in encoder.encode(list(sentences)) if item.ids), key=lambda i: len(i.ids)
+    )
     if not encoded:
         raise ValueError("faithfulness needs at least one sentence with a token")
     probabilities = _probabilities(model, encoder, encoded)  # (N, C)

@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,12 +23,14 @@ TEXT = "The battery life is great but the screen is awful"
 runner = CliRunner()
 
 
-def test_prints_the_label_and_the_text(shipped_repository: Path) -> None:
+def test_prints_the_label_and_the_text(
+    shipped_repository: Path, shipped_manifest: dict[str, Any]
+) -> None:
     done = runner.invoke(app, ["predict", "--repository", str(shipped_repository), TEXT])
 
     assert done.exit_code == 0, done.output
     lines = done.stdout.splitlines()
-    assert lines[0] == "bilstm-additive v1"
+    assert lines[0] == f"{shipped_manifest['name']} v1"
     assert lines[1].split()[0] in {"negative", "positive"}
     assert lines[2] == TEXT
 

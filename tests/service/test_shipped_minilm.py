@@ -18,14 +18,16 @@ def manifest(shipped_repository: Path) -> Manifest:
     return Manifest.read(shipped_repository / NAME / "1")
 
 
-def test_int8_stays_within_half_a_point_of_fp32_and_agrees_on_99_percent(
+def test_static_int8_stays_within_half_a_point_of_fp32_and_agrees_on_97_percent(
     manifest: Manifest,
 ) -> None:
     quantization = manifest.quantization
 
     assert quantization is not None
+    assert quantization.method.startswith("ONNX Runtime static quantisation")
     assert quantization.fp32_test_accuracy - quantization.int8_test_accuracy <= 0.005
-    assert quantization.agreement >= 0.99
+    # exported with --min-agreement 0.97: static ranges move 5 borderline labels of 200
+    assert quantization.agreement >= 0.97
     assert quantization.int8_bytes < 0.7 * quantization.fp32_bytes
     assert max(manifest.parity.max_abs_diff.values()) <= 1e-4
     assert (manifest.tokenization, manifest.special_tokens) == ("wordpieces", ["[CLS]", "[SEP]"])

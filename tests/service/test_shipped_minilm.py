@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from attnserve.artifact.manifest import Manifest
+from tests.conftest import WORD_MODEL
 
 NAME = "minilm-attention"
 TEXT = "The battery life is unbelievably great but the screen is awful"
@@ -86,7 +87,9 @@ def test_pieces_of_a_long_word_are_its_parts(client: TestClient) -> None:
 
 
 def test_a_word_level_models_pieces_are_its_tokens(client: TestClient) -> None:
-    response = client.post("/v1/predict", json={"text": TEXT, "detail": "pieces"})
+    response = client.post(
+        f"/v1/models/{WORD_MODEL}/predict", json={"text": TEXT, "detail": "pieces"}
+    )
 
     [prediction] = response.json()["predictions"]
     assert prediction["pieces"] == prediction["tokens"]

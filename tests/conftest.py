@@ -38,6 +38,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 WORD_MODEL = "bilstm-additive"
+# the model POST /v1/predict answers with
+DEFAULT_MODEL = (REPO_ROOT / "model_repository" / DEFAULT_MODEL_FILE).read_text("utf-8").strip()
 # Screenshots tests took, for a person to look at; their paths are printed at the end.
 SCREENSHOTS: list[Path] = []
 

@@ -13,13 +13,12 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from attnserve.service.app import create_app
-from attnserve.service.registry import DEFAULT_MODEL_FILE, find_models
-from tests.conftest import REPO_ROOT, attnserve_serve, cpu_settings
+from attnserve.service.registry import find_models
+from tests.conftest import DEFAULT_MODEL, REPO_ROOT, attnserve_serve, cpu_settings
 
 SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))
 
-# the default model, which POST /v1/predict answers with
-MODEL = (REPO_ROOT / "model_repository" / DEFAULT_MODEL_FILE).read_text("utf-8").strip()
+MODEL = DEFAULT_MODEL
 SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))
 
 

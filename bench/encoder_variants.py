@@ -25,6 +25,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from attnserve.artifact.data import label_ids
 from attnserve.artifact.graph import OUTPUT_NAMES
 from attnserve.artifact.split import rebuild_split
 from attnserve.artifact.tokenizer import TextEncoder
@@ -45,7 +46,8 @@ def build(run_dir: Path, scratch: Path) -> tuple[dict[str, Path], list[str]]:
     model = graph_module(checkpoint.model)
     outputs = graph_outputs(checkpoint.model)
     encoder = TextEncoder.from_file(checkpoint.tokenizer_path, checkpoint.record.max_tokens)
-    train = [example.text for example in rebuild_split(checkpoint.record.training).train]
+    split = rebuild_split(checkpoint.record.training, checkpoint.record.labels)
+    train = [example.text for example in split.train]
     graphs: dict[str, Path] = {}
     fusions: list[str] = []
     for exporter in ("dynamo", "legacy"):
@@ -78,9 +80,9 @@ def build(run_dir: Path, scratch: Path) -> tuple[dict[str, Path], list[str]]:
 def measure(run_dir: Path, graphs: dict[str, Path], rounds: int) -> list[str]:
     checkpoint = load_checkpoint(run_dir)
     encoder = TextEncoder.from_file(checkpoint.tokenizer_path, checkpoint.record.max_tokens)
-    test = rebuild_split(checkpoint.record.training).test
+    test = rebuild_split(checkpoint.record.training, checkpoint.record.labels).test
     items = encoder.encode([example.text for example in test])
-    labels = np.array([example.label for example in test])
+    labels = np.array(label_ids(test, checkpoint.record.labels))
     median = sorted(items, key=lambda item: len(item.ids))[len(items) // 2]
     one, many = encoder.pad([median]).feeds(), encoder.pad(items[:32]).feeds()
     options = ort.SessionOptions()

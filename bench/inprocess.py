@@ -89,7 +89,7 @@ def int8_graph(model_dir: Path) -> Path:
 
     manifest = Manifest.read(model_dir)
     encoder = TextEncoder.from_file(model_dir / TOKENIZER_FILE, manifest.max_tokens)
-    train = rebuild_split(manifest.training).train
+    train = rebuild_split(manifest.training, manifest.labels).train
     int8_path = Path(tempfile.mkdtemp(prefix="bench-int8-")) / "model.onnx"
     quantize_int8(model_dir / "model.onnx", int8_path, encoder, [e.text for e in train])
     return int8_path

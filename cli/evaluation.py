@@ -37,14 +37,14 @@ class BehaviourCase:
 
     category: str
     text: str
-    label: int
+    label: str
 
 
 def load_behaviour(path: Path) -> list[BehaviourCase]:
-    """The behaviour set: a TSV of `category`, `text` and `label` (0 negative, 1 positive)."""
+    """The behaviour set: a TSV of `category`, `text` and `label` (negative or positive)."""
     with path.open(encoding="utf-8", newline="") as file:
         return [
-            BehaviourCase(row["category"], row["text"], int(row["label"]))
+            BehaviourCase(row["category"], row["text"], row["label"])
             for row in csv.DictReader(file, delimiter="\t")
         ]
 
@@ -112,6 +112,9 @@ def evaluate(
     predictor = build_predictor(model, settings)
 
     cases = load_behaviour(behaviour_path) if behaviour_path and behaviour_path.is_file() else []
+    # the behaviour set is for sentiment models: one whose labels it does not use skips it
+    if not {case.label for case in cases} <= set(manifest.labels):
+        cases = []
 
     async def score_all() -> tuple[SplitScores, SplitScores, dict[str, CategoryScore]]:
         try:
@@ -146,11 +149,13 @@ async def _score_behaviour(
         chunk = cases[start : start + predictor.limits.max_texts]
         predictions = await predictor.predict([case.text for case in chunk])
         predicted.extend(predictions.label_ids.tolist())
+    labels = predictor.manifest.labels
     scores: dict[str, CategoryScore] = {}
     for case, label_id in zip(cases, predicted, strict=True):
         seen = scores.get(case.category, CategoryScore(correct=0, examples=0))
         scores[case.category] = CategoryScore(
-            correct=seen.correct + int(label_id == case.label), examples=seen.examples + 1
+            correct=seen.correct + int(labels[label_id] == case.label),
+            examples=seen.examples + 1,
         )
     return scores
 

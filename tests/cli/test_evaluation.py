@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from attnserve.artifact.calibration import expected_calibration_error
+from attnserve.artifact.data import label_ids
 from attnserve.artifact.manifest import Manifest
 from attnserve.artifact.split import SplitMismatch, rebuild_split
 from attnserve.cli.evaluation import BEHAVIOUR_SET, EvaluationReport, evaluate, load_behaviour
@@ -98,21 +99,21 @@ def test_evaluate_and_the_server_give_the_same_accuracy(
 ) -> None:
     # the server answers each test sentence alone; evaluate scored them in batches
     manifest = Manifest.read(shipped_model_dir)
-    test = rebuild_split(manifest.training, root=REPO_ROOT).test
+    test = rebuild_split(manifest.training, manifest.labels, root=REPO_ROOT).test
     served = [
         client.post("/v1/predict", json={"text": example.text}).json()["predictions"][0]
         for example in test
     ]
 
     correct = sum(
-        prediction["label"] == manifest.labels[example.label]
+        prediction["label"] == example.label
         for prediction, example in zip(served, test, strict=True)
     )
     assert correct / len(test) == report.test.accuracy
     served_probabilities = np.array(
         [[p["probabilities"][label] for label in manifest.labels] for p in served], np.float32
     )
-    labels = np.array([example.label for example in test])
+    labels = np.array(label_ids(test, manifest.labels))
     assert expected_calibration_error(served_probabilities, labels) == pytest.approx(
         report.test.calibration_error, abs=1e-5
     )
@@ -131,12 +132,11 @@ def test_the_default_model_gets_more_of_the_behaviour_set_right_than_bilstm_addi
 ) -> None:
     cases = load_behaviour(BEHAVIOUR_SET)
     texts = [case.text for case in cases]
-    labels = ["negative", "positive"]
 
     def correct(route: str) -> int:
         predictions = client.post(route, json={"texts": texts}).json()["predictions"]
         return sum(
-            prediction["label"] == labels[case.label]
+            prediction["label"] == case.label
             for case, prediction in zip(cases, predictions, strict=True)
         )
 

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from attnserve.cli.main import app
 from attnserve.service.registry import find_models
 from attnserve.service.schemas import PredictResponse
+from tests.conftest import DEFAULT_MODEL
 
 TEXT = "The battery life is great but the screen is awful"
 runner = CliRunner()
@@ -158,7 +159,7 @@ def test_a_csv_file_is_scored_in_order_with_refused_texts_kept(
     # off a terminal: a plain line per tenth done, then the counts
     lines = done.stderr.splitlines()
     assert lines[-2] == "scored 4/4 texts"
-    assert lines[-1].startswith("bilstm-additive: scored 3 of 4 texts in ")
+    assert lines[-1].startswith(f"{DEFAULT_MODEL}: scored 3 of 4 texts in ")
     assert lines[-1].endswith(f"; 1 refused (empty_text 1); wrote {out}")
 
 

@@ -49,7 +49,8 @@ PROPERTY = settings(
 
 def _pool(model_dir: Path) -> list[str]:
     """The model's own test sentences and a few odd ones: short, long, emoji, other scripts."""
-    test = rebuild_split(Manifest.read(model_dir).training, DATA).test
+    manifest = Manifest.read(model_dir)
+    test = rebuild_split(manifest.training, manifest.labels, DATA).test
     return [example.text for example in test] + ODD_TEXTS
 
 

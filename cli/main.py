@@ -6,6 +6,7 @@
     attnserve export runs/minilm-attention --name minilm-attention --int8
     attnserve train reviews.csv --text-column review --label-column sentiment --run-dir runs/mine
     attnserve evaluate model_repository/bilstm-additive/1
+    attnserve calibrate model_repository/lstm/1
     attnserve serve --repository model_repository
     attnserve predict "The battery life is great but the screen is awful"
     attnserve predict --url http://127.0.0.1:8000 --html heatmap.html "Loved it"

@@ -45,10 +45,23 @@ COPY service ./service
 COPY models ./models
 COPY export ./export
 COPY cli ./cli
-# pip check only on the CPU build (the GPU build swaps the declared onnxruntime); then the
-# installer itself goes: the runtime image installs nothing (about 20 MB less).
+# pip check only on the CPU build (the GPU build swaps the declared onnxruntime). Then what
+# serving never imports goes, so that the image holds the pretrained encoder and stays under
+# 400 MB: `tokenizers` requires huggingface_hub (with hf-xet, fsspec, PyYAML, tqdm, filelock,
+# httpx2, httpcore2) for Tokenizer.from_pretrained, which fetches from a hub and is never
+# called here (about 35 MB); rich requires Pygments for syntax highlighting, which the
+# heatmaps do not use (10 MB); numpy's own test suites (27 MB); ONNX Runtime's offline tools
+# (transformers optimiser, quantisation: export's, which needs PyTorch anyway; 10 MB). Last,
+# the installer itself: the runtime image installs nothing (about 20 MB less).
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \
     && if [ "${ONNXRUNTIME}" = onnxruntime ]; then /opt/venv/bin/pip check; fi \
+    && /opt/venv/bin/pip uninstall --yes --quiet huggingface_hub hf-xet fsspec PyYAML tqdm \
+        filelock httpx2 httpcore2 Pygments \
+    && find /opt/venv -type d -path '*/site-packages/numpy/*' -name tests -prune \
+        -exec rm -rf {} + \
+    && rm -rf /opt/venv/lib/python3*/site-packages/onnxruntime/transformers \
+        /opt/venv/lib/python3*/site-packages/onnxruntime/quantization \
+        /opt/venv/lib/python3*/site-packages/onnxruntime/tools \
     && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools
 
 # The shipped models, readable by the runtime user whatever the modes in the build context

@@ -109,6 +109,35 @@ class FaithfulnessRecord(BaseModel):
     summary: str = Field(description="The figures in one sentence, for a person")
 
 
+class CalibrationRecord(BaseModel):
+    """The temperature the service divides the graph's logits by (artifact/calibration.py),
+    fitted on the validation split, and the expected calibration error before and after."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(description="How the temperature was fitted")
+    temperature: float = Field(gt=0, description="T in softmax(logits / T); above 1 softens")
+    bins: int = Field(description="Equal-width confidence bins of the calibration error")
+    ece_before: dict[str, float] = Field(
+        description="split (validation, test) -> expected calibration error of the graph's "
+        "own probabilities"
+    )
+    ece_after: dict[str, float] = Field(
+        description="split -> expected calibration error of the served, calibrated ones"
+    )
+    examples: dict[str, int] = Field(description="split -> texts measured")
+
+    def summary(self) -> str:
+        """The temperature and the errors in one line, for a person."""
+        errors = ", ".join(
+            f"{split} {self.ece_before[split]:.4f} -> {after:.4f}"
+            for split, after in self.ece_after.items()
+        )
+        return (
+            f"temperature {self.temperature:.4f}; ECE ({self.bins} bins) before -> after: {errors}"
+        )
+
+
 class ServingHints(BaseModel):
     """How the service should run the model, chosen at export; a setting may override each."""
 
@@ -160,6 +189,11 @@ class Manifest(BaseModel):
     )
     faithfulness: FaithfulnessRecord | None = Field(
         default=None, description="absent in models exported before it was measured"
+    )
+    calibration: CalibrationRecord | None = Field(
+        default=None,
+        description="the temperature the service applies to the graph's probabilities; "
+        "absent: they are served as they are",
     )
     serving: ServingHints = Field(default_factory=ServingHints)
     graph_optimization: str | None = Field(

@@ -177,6 +177,19 @@ def word_attention(
     return summed.astype(np.float32)
 
 
+def readable_share(item: EncodedText, unk_id: int) -> float:
+    """The share of the text's words the model knows: a word read only as the unknown token
+    (an emoji, a script the vocabulary never saw) is not read. 0 for a text of no word."""
+    if not item.words:
+        return 0.0
+    known = {
+        word
+        for token_id, word in zip(item.ids, item.word_ids, strict=True)
+        if word is not None and token_id != unk_id
+    }
+    return len(known) / len(item.words)
+
+
 def piece_spans(text: str, item: EncodedText) -> list[tuple[int, int]]:
     """The span of each piece the model read, special tokens left out, in reading order."""
     return [

@@ -31,6 +31,9 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from attnserve.artifact.graph import PaddedBatch
+from attnserve.artifact.manifest import TOKENIZER_FILE, Manifest
+from attnserve.artifact.split import rebuild_split
+from attnserve.artifact.tokenizer import TextEncoder
 from attnserve.service.inference import SessionRunner
 from attnserve.service.loading import load_artifact
 from attnserve.service.providers import CPU, SessionConfig
@@ -80,11 +83,15 @@ def session_runner(model_path: Path) -> Run:
 
 
 def int8_graph(model_dir: Path) -> Path:
-    """The graph `attnserve export --int8` would ship for the model (dynamic int8)."""
+    """The graph `attnserve export --int8` would ship for the model (static int8, calibrated
+    on its training split)."""
     from attnserve.export.quantize import quantize_int8
 
+    manifest = Manifest.read(model_dir)
+    encoder = TextEncoder.from_file(model_dir / TOKENIZER_FILE, manifest.max_tokens)
+    train = rebuild_split(manifest.training, manifest.labels).train
     int8_path = Path(tempfile.mkdtemp(prefix="bench-int8-")) / "model.onnx"
-    quantize_int8(model_dir / "model.onnx", int8_path)
+    quantize_int8(model_dir / "model.onnx", int8_path, encoder, [e.text for e in train])
     return int8_path
 
 

@@ -47,13 +47,20 @@ class SoakRun:
         ]
 
 
-def run(seconds: float, load: float, capacity_seconds: float) -> SoakRun:
+def run(seconds: float, load: float, capacity_seconds: float, model: str | None = None) -> SoakRun:
+    """The soak against the default model, or against `model` by name."""
     with serve() as server:
-        return asyncio.run(_phases(server, seconds, load, capacity_seconds))
+        url = (
+            f"{server.url}/v1/predict"
+            if model is None
+            else f"{server.url}/v1/models/{model}/predict"
+        )
+        return asyncio.run(_phases(server, url, seconds, load, capacity_seconds))
 
 
-async def _phases(server: ServerProcess, seconds: float, load: float, capacity_s: float) -> SoakRun:
-    url = f"{server.url}/v1/predict"
+async def _phases(
+    server: ServerProcess, url: str, seconds: float, load: float, capacity_s: float
+) -> SoakRun:
     # 64-text requests: the server, not the load client on the same cores, is what is measured.
     # With 8-text ones the client's work grew with the connections it held, and a rate the
     # server sustained for 5 s in a closed loop was more than it sustained for minutes.

@@ -8,13 +8,17 @@ predictor, batcher and session the service answers with.
 from __future__ import annotations
 
 import asyncio
+import csv
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, Field
 
+from attnserve.artifact.calibration import expected_calibration_error
 from attnserve.artifact.data import Example, label_ids
-from attnserve.artifact.manifest import QuantizationRecord
+from attnserve.artifact.manifest import CalibrationRecord, QuantizationRecord
 from attnserve.artifact.scores import Scores
 from attnserve.artifact.split import rebuild_split
 from attnserve.service.loading import load_artifact
@@ -24,6 +28,25 @@ from attnserve.service.registry import build_predictor
 from attnserve.service.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BEHAVIOUR_SET = PROJECT_ROOT / "data" / "behaviour" / "behaviour.tsv"
+
+
+@dataclass(frozen=True)
+class BehaviourCase:
+    """One sentence of the behaviour set: its category and the label a person gives it."""
+
+    category: str
+    text: str
+    label: str
+
+
+def load_behaviour(path: Path) -> list[BehaviourCase]:
+    """The behaviour set: a TSV of `category`, `text` and `label` (negative or positive)."""
+    with path.open(encoding="utf-8", newline="") as file:
+        return [
+            BehaviourCase(row["category"], row["text"], row["label"])
+            for row in csv.DictReader(file, delimiter="\t")
+        ]
 
 
 class SplitScores(BaseModel):
@@ -35,6 +58,20 @@ class SplitScores(BaseModel):
     confusion: list[list[int]] = Field(
         description="confusion[true][predicted], in the order of `labels`"
     )
+    calibration_error: float = Field(
+        description="Expected calibration error (10 bins) of the served probabilities"
+    )
+
+
+class CategoryScore(BaseModel):
+    """How the model does on one category of the behaviour set."""
+
+    correct: int
+    examples: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.examples
 
 
 class EvaluationReport(BaseModel):
@@ -50,25 +87,46 @@ class EvaluationReport(BaseModel):
     quantization: QuantizationRecord | None = Field(
         default=None, description="The manifest's int8 vs fp32 figures, for an int8 model."
     )
+    calibration: CalibrationRecord | None = Field(
+        default=None, description="The manifest's temperature and calibration errors."
+    )
+    behaviour: dict[str, CategoryScore] = Field(
+        default_factory=dict,
+        description="category -> score on the behaviour set (data/behaviour/), written by "
+        "hand outside amazon and yelp: never trained, tuned or chosen on",
+    )
 
 
 def evaluate(
-    model_dir: Path, data_paths: list[Path] | None = None, settings: Settings | None = None
+    model_dir: Path,
+    data_paths: list[Path] | None = None,
+    settings: Settings | None = None,
+    behaviour_path: Path | None = BEHAVIOUR_SET,
 ) -> EvaluationReport:
-    """Rebuilds the recorded split and scores its test and validation sides."""
+    """Rebuilds the recorded split and scores its test and validation sides, and the behaviour
+    set by category (when `behaviour_path` exists)."""
     settings = settings if settings is not None else Settings()
     model = load_artifact(model_dir, SessionConfig.from_settings(settings))
     manifest = model.manifest
     split = rebuild_split(manifest.training, manifest.labels, data_paths, PROJECT_ROOT)
     predictor = build_predictor(model, settings)
 
-    async def score_both() -> tuple[SplitScores, SplitScores]:
+    cases = load_behaviour(behaviour_path) if behaviour_path and behaviour_path.is_file() else []
+    # the behaviour set is for sentiment models: one whose labels it does not use skips it
+    if not {case.label for case in cases} <= set(manifest.labels):
+        cases = []
+
+    async def score_all() -> tuple[SplitScores, SplitScores, dict[str, CategoryScore]]:
         try:
-            return await _score(predictor, split.test), await _score(predictor, split.validation)
+            return (
+                await _score(predictor, split.test),
+                await _score(predictor, split.validation),
+                await _score_behaviour(predictor, cases),
+            )
         finally:
             await predictor.close()
 
-    test, validation = asyncio.run(score_both())
+    test, validation, behaviour = asyncio.run(score_all())
     return EvaluationReport(
         model=manifest.name,
         version=manifest.version,
@@ -78,7 +136,28 @@ def evaluate(
         validation=validation,
         recorded=manifest.metrics,
         quantization=manifest.quantization,
+        calibration=manifest.calibration,
+        behaviour=behaviour,
     )
+
+
+async def _score_behaviour(
+    predictor: Predictor, cases: Sequence[BehaviourCase]
+) -> dict[str, CategoryScore]:
+    predicted: list[int] = []
+    for start in range(0, len(cases), predictor.limits.max_texts):
+        chunk = cases[start : start + predictor.limits.max_texts]
+        predictions = await predictor.predict([case.text for case in chunk])
+        predicted.extend(predictions.label_ids.tolist())
+    labels = predictor.manifest.labels
+    scores: dict[str, CategoryScore] = {}
+    for case, label_id in zip(cases, predicted, strict=True):
+        seen = scores.get(case.category, CategoryScore(correct=0, examples=0))
+        scores[case.category] = CategoryScore(
+            correct=seen.correct + int(labels[label_id] == case.label),
+            examples=seen.examples + 1,
+        )
+    return scores
 
 
 async def _score(predictor: Predictor, examples: Sequence[Example]) -> SplitScores:
@@ -86,16 +165,18 @@ async def _score(predictor: Predictor, examples: Sequence[Example]) -> SplitScor
     encoded = predictor.model.encoder.encode([example.text for example in examples])
     kept = [example for example, item in zip(examples, encoded, strict=True) if item.ids]
     batch_size = predictor.limits.max_texts
-    predicted: list[int] = []
+    probabilities = []
     for start in range(0, len(kept), batch_size):
         chunk = kept[start : start + batch_size]
         predictions = await predictor.predict([example.text for example in chunk])
-        predicted.extend(predictions.label_ids.tolist())
-    labels = predictor.manifest.labels
-    scores = Scores.of(label_ids(kept, labels), predicted, len(labels))
+        probabilities.append(predictions.probabilities)
+    served = np.concatenate(probabilities)  # (N, C)
+    labels = np.array(label_ids(kept, predictor.manifest.labels), dtype=np.int64)
+    scores = Scores.of(labels.tolist(), served.argmax(axis=1).tolist(), served.shape[1])
     return SplitScores(
         examples=scores.examples,
         accuracy=scores.accuracy,
         macro_f1=scores.macro_f1,
         confusion=scores.confusion,
+        calibration_error=expected_calibration_error(served, labels),
     )

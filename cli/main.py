@@ -6,6 +6,7 @@
     attnserve export runs/minilm-attention --name minilm-attention --int8
     attnserve train reviews.csv --text-column review --label-column sentiment --run-dir runs/mine
     attnserve evaluate model_repository/bilstm-additive/1
+    attnserve calibrate model_repository/lstm/1
     attnserve serve --repository model_repository
     attnserve predict "The battery life is great but the screen is awful"
     attnserve predict --url http://127.0.0.1:8000 --html heatmap.html "Loved it"
@@ -242,7 +243,8 @@ def export(
     int8: Annotated[
         bool,
         typer.Option(
-            help="Serve the dynamic int8 quantisation, checked against fp32 on the test split."
+            help="Serve the static int8 quantisation (calibrated on the training split), "
+            "checked against fp32 on the test split."
         ),
     ] = False,
     max_accuracy_drop: Annotated[
@@ -280,6 +282,25 @@ def export(
 
 
 @app.command()
+def calibrate(
+    model_dirs: Annotated[
+        list[Path], typer.Argument(help="Model directories <repository>/<name>/<version>.")
+    ],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(help="Data files, in training order. Default: each manifest's."),
+    ] = None,
+) -> None:
+    """Fit each model's temperature on its recorded validation split; rewrite its manifest."""
+    from attnserve.export.calibration import calibrate_model_dir
+
+    for model_dir in model_dirs:
+        calibration = calibrate_model_dir(model_dir, data).calibration
+        assert calibration is not None
+        typer.echo(f"{model_dir}: {calibration.summary()}")
+
+
+@app.command()
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="A model directory <repository>/<name>/<v>.")],
     data: Annotated[
@@ -302,9 +323,22 @@ def evaluate(
     for name, scores in (("test", report.test), ("validation", report.validation)):
         typer.echo(
             f"{name:<10} accuracy {scores.accuracy:.4f}  macro-F1 {scores.macro_f1:.4f}  "
-            f"({scores.examples} sentences)"
+            f"ECE {scores.calibration_error:.4f}  ({scores.examples} sentences)"
         )
     typer.echo("\n".join(confusion_lines(report.labels, report.test.confusion, "test")))
+    if report.behaviour:
+        typer.echo(
+            "behaviour set (data/behaviour/): "
+            + ", ".join(
+                f"{category} {score.correct}/{score.examples}"
+                for category, score in report.behaviour.items()
+            )
+        )
+    calibration = report.calibration
+    if calibration is None:
+        typer.echo("not calibrated: the graph's probabilities are served as they are")
+    else:
+        typer.echo(f"calibrated on validation at export: {calibration.summary()}")
     quantized = report.quantization
     if quantized is not None:
         typer.echo(

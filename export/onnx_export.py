@@ -27,6 +27,7 @@ from attnserve.artifact.graph import INPUT_NAMES
 from attnserve.artifact.manifest import (
     MODEL_FILE,
     TOKENIZER_FILE,
+    CalibrationRecord,
     FaithfulnessRecord,
     Manifest,
     ParityRecord,
@@ -36,6 +37,7 @@ from attnserve.artifact.manifest import (
 )
 from attnserve.artifact.split import rebuild_split
 from attnserve.artifact.tokenizer import TextEncoder
+from attnserve.export.calibration import calibrate
 from attnserve.export.graph import graph_module, graph_outputs
 from attnserve.export.optimize import OptimizationLevel, describe, optimize_graph
 from attnserve.export.parity import check_parity
@@ -66,8 +68,10 @@ def export_run(
 ) -> Path:
     """Exports, checks and writes `repository/name/version`; returns that directory.
 
-    With `int8`, the served model.onnx is the dynamic int8 quantisation of the checked fp32
-    graph, compared with it on the run's test split (export/quantize.py) and recorded.
+    With `int8`, the served model.onnx is the static int8 quantisation of the checked fp32
+    graph, calibrated on the run's training split, compared with it on the test split
+    (export/quantize.py) and recorded. The
+    served graph's temperature is fitted on the validation split (export/calibration.py).
     """
     target = repository / name / version
     if target.exists() and not overwrite:
@@ -100,20 +104,26 @@ def export_run(
             has_attention=ARCHITECTURES[checkpoint.config.architecture].has_attention,
         )
         quantization = None
+        labels = checkpoint.record.labels
+        split = rebuild_split(checkpoint.record.training, labels)
         if int8:
-            quantize_int8(fp32_path, staging / MODEL_FILE)
-            test = held_out_examples(checkpoint)
+            quantize_int8(
+                fp32_path, staging / MODEL_FILE, encoder, [example.text for example in split.train]
+            )
+            test = split.test
             quantization = compare_int8(
                 fp32_path,
                 staging / MODEL_FILE,
                 encoder,
                 [example.text for example in test],
-                label_ids(test, checkpoint.record.labels),
+                label_ids(test, labels),
                 max_accuracy_drop=max_accuracy_drop,
                 min_agreement=min_agreement,
             )
             # kept beside the run for benchmarks (bench/latency.py); not part of the artifact
             shutil.move(fp32_path, run_dir / FP32_FILE)
+        # the served graph's own probabilities are what the temperature scales
+        calibration = calibrate(staging / MODEL_FILE, encoder, split, labels)
         shutil.copyfile(checkpoint.tokenizer_path, staging / TOKENIZER_FILE)
         manifest = build_manifest(
             checkpoint,
@@ -125,6 +135,7 @@ def export_run(
             outputs=outputs,
             faithfulness=faithfulness,
             quantization=quantization,
+            calibration=calibration,
         )
         if optimize is not None:
             manifest = manifest.model_copy(update={"graph_optimization": describe(optimize)})
@@ -134,11 +145,15 @@ def export_run(
 
 
 def export_onnx(
-    model: torch.nn.Module, config: ModelConfig, outputs: list[TensorSpec], path: Path
+    model: torch.nn.Module,
+    config: ModelConfig,
+    outputs: list[TensorSpec],
+    path: Path,
+    exporter: Exporter | None = None,
 ) -> None:
-    """Writes the ONNX graph with dynamic batch and sequence axes with the architecture's
-    declared exporter, then checks it."""
-    exporter = ARCHITECTURES[config.architecture].exporter
+    """Writes the ONNX graph with dynamic batch and sequence axes with `exporter` (default:
+    the architecture's declared one), then checks it."""
+    exporter = exporter or ARCHITECTURES[config.architecture].exporter
     EXPORTERS[exporter](model, _example_inputs(config), outputs, path)
     onnx.checker.check_model(str(path), full_check=True)
 
@@ -236,6 +251,7 @@ def build_manifest(
     outputs: list[TensorSpec],
     faithfulness: FaithfulnessRecord | None = None,
     quantization: QuantizationRecord | None = None,
+    calibration: CalibrationRecord | None = None,
 ) -> Manifest:
     """The manifest of a model directory holding model.onnx and tokenizer.json."""
     info = ARCHITECTURES[checkpoint.config.architecture]
@@ -260,6 +276,7 @@ def build_manifest(
         parity=parity,
         faithfulness=faithfulness,
         quantization=quantization,
+        calibration=calibration,
         serving=ServingHints(max_batch_size=info.serving_batch_size),
         files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
         libraries={

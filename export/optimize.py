@@ -32,6 +32,21 @@ def optimize_graph(source: Path, target: Path, level: OptimizationLevel = "exten
         raise RuntimeError(f"ONNX Runtime did not write the optimised graph to {target}")
 
 
+def fuse_transformer(source: Path, target: Path, *, heads: int, hidden: int) -> dict[str, int]:
+    """Writes `target`, `source` rewritten by ONNX Runtime's transformer optimiser (BERT
+    fusions: Attention, SkipLayerNormalization, BiasGelu, ...), without ONNX Runtime's own
+    graph optimisations (the service applies those at load); returns how many of each fused
+    operator it made."""
+    from onnxruntime.transformers import optimizer
+
+    fused = optimizer.optimize_model(
+        str(source), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
+    )
+    fused.save_model_to_file(str(target))
+    counts: dict[str, int] = fused.get_fused_operator_statistics()
+    return {name: count for name, count in counts.items() if count}
+
+
 def describe(level: OptimizationLevel) -> str:
     """What the manifest records about an optimised graph."""
     return f"ONNX Runtime offline graph optimisation, level {level}, CPU"

@@ -13,6 +13,7 @@ turns into a served model.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -61,6 +62,9 @@ class TrainConfig:
     learning_rate: float = 3e-3
     # a pretrained encoder's parameters (named encoder.*) learn at this rate; None: learning_rate
     encoder_learning_rate: float | None = None
+    # layer-wise decay of encoder_learning_rate: the top encoder layer learns at it, each
+    # layer below at `layer_decay` times the one above, the embeddings last (1: no decay)
+    layer_decay: float = 1.0
     # constant, or linear warm-up over warmup_fraction of all steps then linear decay to 0
     schedule: Literal["constant", "linear"] = "constant"
     warmup_fraction: float = 0.0
@@ -316,17 +320,35 @@ def fit(
 
 
 def parameter_groups(model: SentimentClassifier, config: TrainConfig) -> list[dict[str, Any]]:
-    """The pretrained encoder's parameters at encoder_learning_rate, the rest at learning_rate."""
+    """The pretrained encoder's parameters at encoder_learning_rate (decayed layer by layer
+    downwards with layer_decay), the rest at learning_rate."""
     encoder_rate = config.encoder_learning_rate or config.learning_rate
     named = list(model.named_parameters())
-    groups = [
-        {"params": [p for n, p in named if n.startswith("encoder.")], "lr": encoder_rate},
+    encoder_named = [(n, p) for n, p in named if n.startswith("encoder.")]
+    depths = [_encoder_depth(name) for name, _ in encoder_named]
+    top = max((depth for depth in depths if depth is not None), default=-1)
+    rates: dict[float, list[torch.nn.Parameter]] = {}
+    for (_, parameter), depth in zip(encoder_named, depths, strict=True):
+        # embeddings (and anything below layer 0) sit one step under the first layer
+        steps = top - depth if depth is not None else top + 1
+        rates.setdefault(encoder_rate * config.layer_decay**steps, []).append(parameter)
+    groups = [{"params": params, "lr": rate} for rate, params in rates.items()]
+    groups.append(
         {
             "params": [p for n, p in named if not n.startswith("encoder.")],
             "lr": config.learning_rate,
-        },
-    ]
+        }
+    )
     return [group for group in groups if group["params"]]
+
+
+def _encoder_depth(name: str) -> int | None:
+    """The index of the encoder layer a parameter belongs to (`...layer.<i>....`), if any."""
+    parts = name.split(".")
+    for part, following in itertools.pairwise(parts):
+        if part == "layer" and following.isdigit():
+            return int(following)
+    return None
 
 
 def learning_rate_schedule(

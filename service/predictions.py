@@ -61,6 +61,7 @@ class Predictions:
     probabilities: npt.NDArray[np.float32]  # (B, C)
     words: list[Spans]
     truncated: list[bool]
+    readable: list[float]  # the share of each text's words the model knows (not unknown)
     timings: Timings
     pieces: list[Spans] | None = None  # with `detail: pieces`
     heads: list[npt.NDArray[np.float32]] | None = None  # with `detail: heads`: (L, h, t, t) each
@@ -70,6 +71,11 @@ class Predictions:
         """The most probable label of each text (the first, on a tie)."""
         label_ids: npt.NDArray[np.intp] = np.argmax(self.probabilities, axis=1)
         return label_ids
+
+    @property
+    def unreadable(self) -> list[bool]:
+        """Texts in which the model knew no word: their answer is a guess."""
+        return [share == 0.0 for share in self.readable]
 
     @property
     def token_counts(self) -> list[int]:

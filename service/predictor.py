@@ -9,11 +9,13 @@ import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from attnserve.artifact.calibration import temperature_scaled
 from attnserve.artifact.graph import HEADS_OUTPUT
 from attnserve.artifact.tokenizer import (
     EncodedText,
     piece_attention,
     piece_spans,
+    readable_share,
     word_attention,
 )
 from attnserve.service.errors import (
@@ -67,6 +69,9 @@ class Predictor:
         self._tokenizing = ThreadPoolExecutor(
             1, thread_name_prefix=f"tokenize-{model.manifest.name}"
         )
+        # every answer, /v1 and /v2 alike, is calibrated here and only here
+        calibration = self.manifest.calibration
+        self.temperature = 1.0 if calibration is None else calibration.temperature
 
     def refusal(self) -> Overloaded | None:
         """Overloaded while the runner has no room for a request of the most texts."""
@@ -100,6 +105,7 @@ class Predictor:
 
         start = time.perf_counter()
         outputs = computed.outputs
+        probabilities = temperature_scaled(outputs.probabilities, self.temperature)
         attention = outputs.attention if self.manifest.has_attention else None
         # Padding columns are dropped; word pieces are summed into their words.
         words = [
@@ -127,9 +133,10 @@ class Predictor:
             version=self.manifest.version,
             labels=self.manifest.labels,
             texts=texts,
-            probabilities=outputs.probabilities,
+            probabilities=probabilities,
             words=words,
             truncated=[item.truncated for item in encoded],
+            readable=[readable_share(item, encoder.unk_id) for item in encoded],
             timings=Timings(
                 tokenize_ms=tokenize_ms,
                 queue_ms=computed.queue_ms,

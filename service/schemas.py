@@ -8,7 +8,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from attnserve.artifact.manifest import FaithfulnessRecord, ParityRecord, TensorSpec
+from attnserve.artifact.manifest import (
+    CalibrationRecord,
+    FaithfulnessRecord,
+    ParityRecord,
+    TensorSpec,
+)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -82,6 +87,14 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] = Field(description="Label -> probability.")
     tokens: list[Token]
     truncated: bool = Field(description="True when the text had more than max_tokens tokens.")
+    readable: float = Field(
+        description="Share of the text's words the model knows, 0 to 1: a word it reads only "
+        "as its unknown token (an emoji, a script its vocabulary never saw) is not read."
+    )
+    unreadable: bool = Field(
+        description="True when the model knew none of the text's words (`readable` is 0): "
+        "the label is then a guess, whatever its score."
+    )
     heads: list[list[list[list[float]]]] | None = Field(
         default=None,
         description="Only with `detail: heads`: [layer][head][query token][key token] "
@@ -121,6 +134,12 @@ class ModelInfo(BaseModel):
     faithfulness: FaithfulnessRecord | None = Field(
         description="How far to trust the highlights: comprehensiveness of the most attended "
         "tokens against random and gradient x input ones, on the test split."
+    )
+    calibration: CalibrationRecord | None = Field(
+        default=None,
+        description="The temperature every answer's probabilities are scaled by, fitted on "
+        "the validation split, and the expected calibration error (10 bins) before and after "
+        "on validation and test; null: the graph's probabilities are served as they are.",
     )
     created_at: str
     provider: str = Field(description="ONNX Runtime execution provider in use, e.g. CPU.")

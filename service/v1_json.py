@@ -26,6 +26,7 @@ def predict_response_json(predictions: Predictions) -> bytes:
     """The JSON of a `PredictResponse`."""
     labels = predictions.labels
     rows = predictions.probabilities.tolist()
+    unreadable = predictions.unreadable
     answers = []
     for row, (text, probabilities, label_id) in enumerate(
         zip(predictions.texts, rows, predictions.label_ids.tolist(), strict=True)
@@ -37,6 +38,8 @@ def predict_response_json(predictions: Predictions) -> bytes:
                 "probabilities": dict(zip(labels, probabilities, strict=True)),
                 "tokens": _tokens(text, predictions.words[row]),
                 "truncated": predictions.truncated[row],
+                "readable": predictions.readable[row],
+                "unreadable": unreadable[row],
                 "heads": None if predictions.heads is None else predictions.heads[row].tolist(),
                 "pieces": None
                 if predictions.pieces is None

@@ -37,6 +37,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+WORD_MODEL = "bilstm-additive"
+# the model POST /v1/predict answers with
+DEFAULT_MODEL = (REPO_ROOT / "model_repository" / DEFAULT_MODEL_FILE).read_text("utf-8").strip()
 # Screenshots tests took, for a person to look at; their paths are printed at the end.
 SCREENSHOTS: list[Path] = []
 
@@ -79,6 +82,14 @@ def shipped_manifest(shipped_model_dir: Path) -> dict[str, Any]:
 def loaded_model(shipped_model_dir: Path) -> LoadedModel:
     """The default shipped model, verified and opened on CPU."""
     return load_artifact(shipped_model_dir, SessionConfig(providers=(CPU,), exact=True))
+
+
+@pytest.fixture(scope="session")
+def word_model(shipped_repository: Path) -> LoadedModel:
+    """The tutorial's bilstm-additive, whose tokens are words (the default's are word pieces),
+    verified and opened on CPU."""
+    model_dir = find_models(shipped_repository)[WORD_MODEL]
+    return load_artifact(model_dir, SessionConfig(providers=(CPU,), exact=True))
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ def test_every_architecture_is_shipped_under_its_own_name() -> None:
 def test_the_repository_declares_the_default(client: TestClient) -> None:
     listed = client.get("/v1/models").json()
 
-    assert listed["default_model"] == "bilstm-additive"
+    # the most accurate model answers POST /v1/predict
+    assert listed["default_model"] == "minilm-attention"
     assert {model["name"] for model in listed["models"]} >= set(ARCHITECTURES)
 
 
@@ -104,7 +105,9 @@ def test_the_transformer_returns_every_layer_and_head_when_asked(client: TestCli
 
 
 def test_heads_from_a_model_without_them_is_a_clear_422(client: TestClient) -> None:
-    response = client.post("/v1/predict", json={"text": "great", "detail": "heads"})
+    response = client.post(
+        "/v1/models/bilstm-additive/predict", json={"text": "great", "detail": "heads"}
+    )
 
     assert response.status_code == 422
     assert response.json() == {

@@ -24,6 +24,10 @@ class Prediction(BaseModel):
     probabilities: dict[str, float]
     tokens: list[Token]
     truncated: bool  # the text had more tokens than the model reads; only the first were read
+    # the share of the text's words the model knows (not read as its unknown token), and
+    # whether it knew none of them (its label is then a guess); None from an older server
+    readable: float | None = None
+    unreadable: bool = False
     # [layer][head][token][token] self-attention maps: only when a request asks for
     # "detail": "heads" (this client does not), from a model that has them
     heads: list[list[list[list[float]]]] | None = None

@@ -8,6 +8,7 @@ outputs built straight from the predictor's arrays.
     token_start  INT64 [B, T]  each token's first character in its text, -1 on padding
     token_end    INT64 [B, T]  one past its last character, -1 on padding
     truncated    BOOL  [B]     the text had more than max_tokens tokens
+    readable     FP32  [B]     the share of the text's words the model knows (0: unreadable)
 
 T is the most tokens of any text in the request; offsets count characters (Unicode code
 points), so `text[token_start:token_end]` is the token in Python.
@@ -38,6 +39,7 @@ def output_tensors(labels: list[str], has_attention: bool) -> list[MetadataTenso
         MetadataTensor(name="token_start", datatype="INT64", shape=[-1, -1]),
         MetadataTensor(name="token_end", datatype="INT64", shape=[-1, -1]),
         MetadataTensor(name="truncated", datatype="BOOL", shape=[-1]),
+        MetadataTensor(name="readable", datatype="FP32", shape=[-1]),
     ]
     return [output for output in outputs if has_attention or output.name != "attention"]
 
@@ -65,5 +67,6 @@ def to_tensors(predictions: Predictions, has_attention: bool) -> list[Tensor]:
         Tensor("token_start", "INT64", [rows, length], starts),
         Tensor("token_end", "INT64", [rows, length], ends),
         Tensor("truncated", "BOOL", [rows], np.array(predictions.truncated, dtype=bool)),
+        Tensor("readable", "FP32", [rows], np.array(predictions.readable, dtype=np.float32)),
     ]
     return [tensor for tensor in tensors if has_attention or tensor.name != "attention"]

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
-from attnserve.artifact.split import SplitMismatch
-from attnserve.cli.evaluation import EvaluationReport, evaluate
+from attnserve.artifact.calibration import expected_calibration_error
+from attnserve.artifact.data import label_ids
+from attnserve.artifact.manifest import Manifest
+from attnserve.artifact.split import SplitMismatch, rebuild_split
+from attnserve.cli.evaluation import BEHAVIOUR_SET, EvaluationReport, evaluate, load_behaviour
 from tests.conftest import REPO_ROOT, cpu_settings
 
 
@@ -33,7 +39,11 @@ def test_the_recorded_split_is_rebuilt_and_scored(
         assert 0.0 <= scores.macro_f1 <= 1.0
 
 
-def test_onnx_scores_match_the_pytorch_metrics_of_the_manifest(report: EvaluationReport) -> None:
+def test_onnx_scores_match_the_figures_of_the_manifest(report: EvaluationReport) -> None:
+    if report.quantization is not None:
+        # an int8 graph's own test accuracy was measured at export (the metrics are PyTorch's)
+        assert report.test.accuracy == pytest.approx(report.quantization.int8_test_accuracy)
+        return
     # ONNX and PyTorch agree to the parity tolerance, so at most a borderline text may flip.
     for scores, side in ((report.test, "test"), (report.validation, "validation")):
         assert abs(scores.accuracy - report.recorded[f"{side}_accuracy"]) <= 1 / scores.examples
@@ -82,3 +92,52 @@ def test_a_split_that_differs_from_the_record_is_refused(model_copy: Path) -> No
 
     with pytest.raises(SplitMismatch, match="these are not the examples the model was trained"):
         evaluate(model_copy, settings=cpu_settings(model_copy))
+
+
+def test_evaluate_and_the_server_give_the_same_accuracy(
+    report: EvaluationReport, shipped_model_dir: Path, client: TestClient
+) -> None:
+    # the server answers each test sentence alone; evaluate scored them in batches
+    manifest = Manifest.read(shipped_model_dir)
+    test = rebuild_split(manifest.training, manifest.labels, root=REPO_ROOT).test
+    served = [
+        client.post("/v1/predict", json={"text": example.text}).json()["predictions"][0]
+        for example in test
+    ]
+
+    correct = sum(
+        prediction["label"] == example.label
+        for prediction, example in zip(served, test, strict=True)
+    )
+    assert correct / len(test) == report.test.accuracy
+    served_probabilities = np.array(
+        [[p["probabilities"][label] for label in manifest.labels] for p in served], np.float32
+    )
+    labels = np.array(label_ids(test, manifest.labels))
+    assert expected_calibration_error(served_probabilities, labels) == pytest.approx(
+        report.test.calibration_error, abs=1e-5
+    )
+
+
+def test_the_behaviour_set_is_scored_by_category(report: EvaluationReport) -> None:
+    cases = load_behaviour(BEHAVIOUR_SET)
+
+    assert {category: score.examples for category, score in report.behaviour.items()} == dict(
+        Counter(case.category for case in cases)
+    )
+
+
+def test_the_default_model_gets_more_of_the_behaviour_set_right_than_bilstm_additive(
+    client: TestClient,
+) -> None:
+    cases = load_behaviour(BEHAVIOUR_SET)
+    texts = [case.text for case in cases]
+
+    def correct(route: str) -> int:
+        predictions = client.post(route, json={"texts": texts}).json()["predictions"]
+        return sum(
+            prediction["label"] == case.label
+            for case, prediction in zip(cases, predictions, strict=True)
+        )
+
+    assert correct("/v1/predict") > correct("/v1/models/bilstm-additive/predict")

@@ -29,9 +29,9 @@ TEXTS = ["The battery life is great,  but the screen is awful!", "  Loved it. "]
 
 
 @pytest.fixture(scope="module")
-def response(loaded_model: LoadedModel) -> PredictResponse:
-    """The shipped model's real answer for TEXTS."""
-    predictor = build_predictor(loaded_model, Settings(providers="cpu", batching=False))
+def response(word_model: LoadedModel) -> PredictResponse:
+    """bilstm-additive's real answer for TEXTS (its tokens are the texts' words, each once)."""
+    predictor = build_predictor(word_model, Settings(providers="cpu", batching=False))
     predictions = asyncio.run(predictor.predict(TEXTS))
     return PredictResponse.model_validate_json(predict_response_json(predictions))
 

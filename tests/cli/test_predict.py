@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,17 +18,20 @@ from typer.testing import CliRunner
 from attnserve.cli.main import app
 from attnserve.service.registry import find_models
 from attnserve.service.schemas import PredictResponse
+from tests.conftest import DEFAULT_MODEL
 
 TEXT = "The battery life is great but the screen is awful"
 runner = CliRunner()
 
 
-def test_prints_the_label_and_the_text(shipped_repository: Path) -> None:
+def test_prints_the_label_and_the_text(
+    shipped_repository: Path, shipped_manifest: dict[str, Any]
+) -> None:
     done = runner.invoke(app, ["predict", "--repository", str(shipped_repository), TEXT])
 
     assert done.exit_code == 0, done.output
     lines = done.stdout.splitlines()
-    assert lines[0] == "bilstm-additive v1"
+    assert lines[0] == f"{shipped_manifest['name']} v1"
     assert lines[1].split()[0] in {"negative", "positive"}
     assert lines[2] == TEXT
 
@@ -155,7 +159,7 @@ def test_a_csv_file_is_scored_in_order_with_refused_texts_kept(
     # off a terminal: a plain line per tenth done, then the counts
     lines = done.stderr.splitlines()
     assert lines[-2] == "scored 4/4 texts"
-    assert lines[-1].startswith("bilstm-additive: scored 3 of 4 texts in ")
+    assert lines[-1].startswith(f"{DEFAULT_MODEL}: scored 3 of 4 texts in ")
     assert lines[-1].endswith(f"; 1 refused (empty_text 1); wrote {out}")
 
 

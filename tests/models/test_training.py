@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from attnserve.artifact.data import Columns, Example, load_sources, sha256_file, split_examples
 from attnserve.artifact.tokenizer import TextEncoder
@@ -24,6 +25,7 @@ from attnserve.models.training import (
     TrainConfig,
     accuracy,
     encode_examples,
+    parameter_groups,
     train,
     train_config_for,
 )
@@ -170,3 +172,32 @@ def test_every_architecture_trains_on_three_named_labels_under_other_columns(
         )
     assert probabilities.shape == (2, 3)
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(2))
+
+
+class _Layered(nn.Module):
+    """Parameters named as a pretrained encoder's are: embeddings, numbered layers, a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.ModuleDict(
+            {
+                "embeddings": nn.Linear(1, 1),
+                "layer": nn.ModuleList([nn.Linear(1, 1), nn.Linear(1, 1)]),
+            }
+        )
+        self.head = nn.Linear(1, 1)
+
+
+def test_layer_wise_decay_lowers_each_encoder_layer_below_the_top() -> None:
+    model = _Layered()
+    config = TrainConfig(learning_rate=1e-3, encoder_learning_rate=1e-4, layer_decay=0.5)
+
+    groups = parameter_groups(model, config)  # type: ignore[arg-type]
+
+    rate_of = {id(p): group["lr"] for group in groups for p in group["params"]}
+    named = dict(model.named_parameters())
+    assert rate_of[id(named["encoder.layer.1.weight"])] == pytest.approx(1e-4)
+    assert rate_of[id(named["encoder.layer.0.weight"])] == pytest.approx(5e-5)
+    assert rate_of[id(named["encoder.embeddings.weight"])] == pytest.approx(2.5e-5)
+    assert rate_of[id(named["head.weight"])] == pytest.approx(1e-3)
+    assert len(rate_of) == len(named)

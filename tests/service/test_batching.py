@@ -20,7 +20,7 @@ from attnserve.service.errors import Overloaded, QueueTooSlow
 from attnserve.service.inference import GraphOutputs, SessionRunner
 from attnserve.service.loading import LoadedModel, load_artifact
 from attnserve.service.providers import CPU, SessionConfig
-from tests.conftest import cpu_settings
+from tests.conftest import DEFAULT_MODEL, cpu_settings
 
 TEXTS = [
     "ok",
@@ -173,7 +173,13 @@ def test_concurrent_requests_through_the_app_answer_as_unbatched_ones(
 def test_a_full_queue_is_503_with_retry_after_and_the_error_body(
     shipped_repository: Path,
 ) -> None:
-    settings = cpu_settings(shipped_repository, batch_max_delay_ms=1000, batch_queue_texts=1)
+    # batches of more than one text wait out the delay (the default's own hint is one a batch)
+    settings = cpu_settings(
+        shipped_repository,
+        batch_max_delay_ms=1000,
+        batch_queue_texts=1,
+        batch_max_sizes={DEFAULT_MODEL: 32},
+    )
     with TestClient(create_app(settings)) as client:
         first: dict[str, Any] = {}
         waiting = threading.Thread(
@@ -203,7 +209,12 @@ def test_a_full_queue_refuses_before_the_body_is_read_on_every_inference_route(
     shipped_repository: Path,
 ) -> None:
     # Room for one text: while the first waits out its delay, no request of up to 64 fits.
-    settings = cpu_settings(shipped_repository, batch_max_delay_ms=1000, batch_queue_texts=64)
+    settings = cpu_settings(
+        shipped_repository,
+        batch_max_delay_ms=1000,
+        batch_queue_texts=64,
+        batch_max_sizes={DEFAULT_MODEL: 32},
+    )
     with TestClient(create_app(settings)) as client:
         name = client.get("/v1/models").json()["default_model"]
         waiting = threading.Thread(target=lambda: client.post("/v1/predict", json={"text": "ok"}))

@@ -14,18 +14,21 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from attnserve.service.app import create_app
 from attnserve.service.registry import find_models
-from tests.conftest import REPO_ROOT, attnserve_serve, cpu_settings
+from tests.conftest import DEFAULT_MODEL, REPO_ROOT, attnserve_serve, cpu_settings
 
 SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))
 
-MODEL = "bilstm-additive"
+MODEL = DEFAULT_MODEL
 SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))
 
 
 @pytest.fixture
 def fresh_client(shipped_repository: Path) -> Iterator[TestClient]:
     """An app of its own, so its counters start at zero."""
-    with TestClient(create_app(cpu_settings(shipped_repository, max_body_bytes=2000))) as client:
+    # the default runs a text at a time unless told otherwise (its serving hint): batches of
+    # up to 8 texts, so that each request here is one batch
+    settings = cpu_settings(shipped_repository, max_body_bytes=2000, batch_max_sizes={MODEL: 8})
+    with TestClient(create_app(settings)) as client:
         yield client
 
 

@@ -65,6 +65,19 @@ def test_predict_answers_one_text_with_label_probabilities_and_attended_tokens(
     assert math.isclose(sum(weights), 1.0, abs_tol=1e-5)
 
 
+def test_each_prediction_says_how_much_of_its_text_the_model_could_read(
+    client: TestClient,
+) -> None:
+    known, emoji_only, half = _predict(
+        client, {"texts": ["The battery life is great", "😍🔥 🎉", "great 🎉"]}
+    )
+
+    assert (known["readable"], known["unreadable"]) == (1.0, False)
+    # every word is the unknown token: the label is a guess, and the answer says so
+    assert (emoji_only["readable"], emoji_only["unreadable"]) == (0.0, True)
+    assert (half["readable"], half["unreadable"]) == (0.5, False)
+
+
 def test_predict_reports_stage_timings(client: TestClient) -> None:
     response = client.post("/v1/predict", json={"text": "fine"})
 
@@ -92,14 +105,15 @@ def test_offsets_index_the_original_text_for_accents_emoji_and_rtl(client: TestC
 def test_a_text_longer_than_max_tokens_is_truncated_and_flagged(
     client: TestClient, shipped_manifest: dict[str, Any]
 ) -> None:
-    max_tokens = shipped_manifest["max_tokens"]
-    text = " ".join(["good"] * (max_tokens + 7))
+    # the special tokens a word-piece model reads ([CLS], [SEP]) take places of their own
+    words = shipped_manifest["max_tokens"] - len(shipped_manifest["special_tokens"])
+    text = " ".join(["good"] * (words + 7))
 
     [prediction] = _predict(client, {"text": text})
 
     assert prediction["truncated"] is True
-    assert len(prediction["tokens"]) == max_tokens
-    assert prediction["tokens"][-1]["end"] == 5 * max_tokens - 1
+    assert len(prediction["tokens"]) == words
+    assert prediction["tokens"][-1]["end"] == 5 * words - 1
     assert math.isclose(
         sum(token["attention"] for token in prediction["tokens"]), 1.0, abs_tol=1e-5
     )
@@ -150,7 +164,8 @@ def test_models_lists_the_manifest_public_part_and_the_provider(
 ) -> None:
     public = [
         "name", "version", "architecture", "description", "labels", "max_tokens",
-        "has_attention", "inputs", "outputs", "metrics", "parity", "faithfulness", "created_at",
+        "has_attention", "inputs", "outputs", "metrics", "parity", "faithfulness", "calibration",
+        "created_at",
     ]  # fmt: skip
     expected = {key: shipped_manifest[key] for key in public} | {"provider": "CPUExecutionProvider"}
     # JSON has no tuples: parity shapes come back as lists either way.

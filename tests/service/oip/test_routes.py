@@ -207,7 +207,7 @@ def _binary_body(tensor: bytes, declared_size: int) -> tuple[bytes, dict[str, st
             {"inputs": [_text_input(["fine"])], "outputs": [{"name": "logits"}]},
             400,
             f"Model '{MODEL}' has no output 'logits'; its outputs are label, probabilities, "
-            "attention, token_start, token_end, truncated.",
+            "attention, token_start, token_end, truncated, readable.",
         ),
         (
             "POST",

@@ -20,6 +20,7 @@ def test_a_model_without_attention_has_no_attention_output() -> None:
         probabilities=np.array([[0.25, 0.75], [0.75, 0.25]], dtype=np.float32),
         words=[Spans([(0, 4), (5, 9)], None), Spans([(0, 3)], None)],
         truncated=[False, False],
+        readable=[1.0, 0.0],
         timings=Timings(0.0, 0.0, 0.0, 0.0),
     )
 
@@ -33,3 +34,4 @@ def test_a_model_without_attention_has_no_attention_output() -> None:
     assert tensors["token_end"].shape == [2, 2]
     assert tensors["label"].binary_data() == b"\x08\x00\x00\x00positive\x08\x00\x00\x00negative"
     assert tensors["truncated"].binary_data() == b"\x00\x00"
+    assert tensors["readable"].json_data() == [1.0, 0.0]

@@ -14,7 +14,15 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 TEXTS = ["The battery life is great", "Crème brûlée 😀 was awful, שלום", "ok"]
-OUTPUTS = ["label", "probabilities", "attention", "token_start", "token_end", "truncated"]
+OUTPUTS = [
+    "label",
+    "probabilities",
+    "attention",
+    "token_start",
+    "token_end",
+    "truncated",
+    "readable",
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +73,7 @@ def test_health_server_and_model_metadata(
         ("token_start", "INT64", [-1, -1]),
         ("token_end", "INT64", [-1, -1]),
         ("truncated", "BOOL", [-1]),
+        ("readable", "FP32", [-1]),
     ]
 
 
@@ -94,6 +103,7 @@ def _assert_matches_v1(
         assert attention[n:].tolist() == [0.0] * (length - n)
         assert starts[n:].tolist() == ends[n:].tolist() == [-1] * (length - n)
     assert result.as_numpy("truncated").tolist() == [p["truncated"] for p in v1]
+    assert result.as_numpy("readable").tolist() == pytest.approx([p["readable"] for p in v1])
 
 
 def test_infer_with_the_clients_defaults_uses_binary_tensors_and_matches_v1(

@@ -21,6 +21,7 @@ from attnserve.service.docs import install_docs
 from attnserve.service.error_responses import ErrorResponder, install_error_handlers
 from attnserve.service.errors import StartupError
 from attnserve.service.gateway import Gateway
+from attnserve.service.grpc.server import GrpcServer
 from attnserve.service.metrics import Metrics
 from attnserve.service.oip.routes import INFERENCE_ENDPOINTS as OIP_INFERENCE_ENDPOINTS
 from attnserve.service.oip.routes import router as oip_router
@@ -43,11 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
+    grpc_server = GrpcServer(settings, metrics) if settings.grpc_port is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             app.state.registry = ModelRegistry.load(settings, metrics.observe_batch)
+            if grpc_server is not None:
+                await grpc_server.start(app.state.registry)
         except StartupError as exc:
             logger.error("startup_failed", extra={"reason": str(exc)})
             raise
@@ -65,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         yield
         gc.unfreeze()
+        if grpc_server is not None:
+            await grpc_server.stop()
         registry, app.state.registry = app.state.registry, None
         metrics.observe_models(None)
         metrics.close()
@@ -84,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = None
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.grpc_server = grpc_server
     app.include_router(router)
     app.include_router(oip_router)
     install_page(app)

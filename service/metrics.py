@@ -2,7 +2,8 @@
 
 Each app owns a `Metrics` (its own collector registry), so apps built side by side (tests)
 count separately. Labels are bounded: `route` is the route's template, `model` a served
-model's name or empty, `status` the HTTP status.
+model's name or empty, `status` the HTTP status; gRPC calls are counted apart, by `method`,
+`model` and `code` (the gRPC status code's name).
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ class Metrics:
             "attnserve_request_duration_seconds",
             "Time from a request's arrival to the end of its response, in seconds.",
             ["route", "model", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.grpc_requests = Counter(
+            "attnserve_grpc_requests",
+            "gRPC calls answered, by method, model and status code.",
+            ["method", "model", "code"],
+            registry=self.registry,
+        )
+        self.grpc_request_seconds = Histogram(
+            "attnserve_grpc_request_duration_seconds",
+            "Time from a gRPC call's arrival to its answer, in seconds.",
+            ["method", "model", "code"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -209,6 +223,11 @@ class Metrics:
         """The process stops serving: under several workers, its per-worker series go."""
         if self.worker_copies is not None:
             self.worker_copies.close()
+
+    def observe_grpc_call(self, method: str, model: str, code: str, seconds: float) -> None:
+        """Records one answered gRPC call (`code`: its status code's name, e.g. OK)."""
+        self.grpc_requests.labels(method, model, code).inc()
+        self.grpc_request_seconds.labels(method, model, code).observe(seconds)
 
     def observe_batch(self, model: str, size: int) -> None:
         """Records one batch handed to ONNX Runtime (merged batches counted as run)."""

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     """Port the HTTP server listens on."""
 
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the Open Inference Protocol over gRPC, on `host` beside HTTP; None: no gRPC
+    server. 0 takes any free port (the log's `grpc_listening` event names it)."""
+
     log_level: LogLevel = "info"
     """Level of the service's logs."""
 

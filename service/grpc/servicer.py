@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from attnserve.service.auth import key_refusal
 from attnserve.service.error_responses import log_rejection
@@ -81,22 +81,20 @@ class InferenceServicer:
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's methods, for `grpc.aio.Server.add_generic_rpc_handlers`."""
-        methods = {}
-        for method, rpc in self.rpcs.items():
+        methods: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {}
+        for method in self.rpcs:
 
-            async def answer(request: Any, context: Context, method: str = method) -> Message:
+            async def answer(request: bytes, context: Context, method: str = method) -> bytes:
                 return await self.answer(method, request, context)
 
-            methods[method] = grpc.unary_unary_rpc_method_handler(
-                answer,
-                request_deserializer=rpc.request_type.FromString,
-                response_serializer=_serialized,
-            )
+            # The request is parsed by `answer`: gRPC would answer bytes that are no message
+            # INTERNAL, as if the server were at fault.
+            methods[method] = grpc.unary_unary_rpc_method_handler(answer)
         return grpc.method_handlers_generic_handler(SERVICE, methods)
 
-    async def answer(self, method: str, request: Any, context: Context) -> Message:
-        """Runs `method`'s handler for `request`; a `ServiceError` is answered as its status,
-        any other exception as INTERNAL (logged), never UNKNOWN."""
+    async def answer(self, method: str, request: bytes, context: Context) -> bytes:
+        """Parses `request` and runs `method`'s handler on it; a `ServiceError` is answered as
+        its status, any other exception as INTERNAL (logged), never UNKNOWN."""
         rpc = self.rpcs[method]
         route = f"/{SERVICE}/{method}"
         start = time.perf_counter()
@@ -104,12 +102,14 @@ class InferenceServicer:
         request_id = accepted_request_id(metadata.get("x-request-id"))
         token = current_request_id.set(request_id)
         await context.send_initial_metadata((("x-request-id", request_id),))
-        model = rpc.model_of(request)
+        model = ""
         code = grpc.StatusCode.CANCELLED  # unless answered: the client went away
         try:
-            response = await self._run(rpc, request, context, metadata)
+            message = _parsed(rpc.request_type, request, method)
+            model = rpc.model_of(message)
+            response = await self._run(rpc, message, context, metadata)
             code = grpc.StatusCode.OK
-            return response
+            return response.SerializeToString()
         except ServiceError as error:
             code = status_code(error)
             log_rejection(route, error)
@@ -294,5 +294,10 @@ def _model_name(request: pb.ModelInferRequest) -> str:
     return request.model_name
 
 
-def _serialized(message: Message) -> bytes:
-    return message.SerializeToString()
+def _parsed(request_type: type[Message], request: bytes, method: str) -> Any:
+    try:
+        return request_type.FromString(request)
+    except DecodeError:
+        raise InvalidInferenceRequest(
+            f"The request is not a {request_type.__name__} message of {method}."
+        ) from None

@@ -47,7 +47,9 @@ class ErrorResponder:
     the whole path) that has one, else the common one."""
 
     def __init__(self, shapes: Mapping[str, BodyShape] | None = None) -> None:
-        self.shapes = [(re.compile(pattern), shape) for pattern, shape in (shapes or {}).items()]
+        self.shapes = [
+            (re.compile(pattern, re.DOTALL), shape) for pattern, shape in (shapes or {}).items()
+        ]
 
     def response(
         self, error: ServiceError, scope: Scope, headers: Mapping[str, str] | None = None

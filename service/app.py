@@ -34,7 +34,9 @@ from attnserve.service.settings import Settings
 logger = logging.getLogger(__name__)
 
 # The modules of HTTP routes: each has a `router` and the `INFERENCE_ENDPOINTS` that run a model.
-ROUTE_MODULES = (routes, oip_routes, kserve_v1, text_classification)
+# KServe's `/v1/models/{name}:predict` comes before `/v1/models/{name}`, whose `{name}` matches
+# `x:predict` too: a wrong method on it is then answered 405 with `Allow: POST`, not `GET`.
+ROUTE_MODULES = (kserve_v1, routes, oip_routes, text_classification)
 
 # Attributes every LogRecord has; anything else was passed in `extra` and is a field, except
 # uvicorn's `color_message`, the same event with terminal colour codes in it.

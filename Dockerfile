@@ -3,7 +3,7 @@
 #   podman build --pull=never -t attnserve .                      # CPU (default)
 #   podman build --pull=never -t attnserve:gpu \
 #       --build-arg ONNXRUNTIME='onnxruntime-gpu[cuda,cudnn]' .   # CUDA 12 + cuDNN from PyPI
-#   podman run --rm -p 127.0.0.1:8000:8000 attnserve
+#   podman run --rm -p 127.0.0.1:8000:8000 -p 127.0.0.1:8001:8001 attnserve   # HTTP, gRPC
 #
 # See docs/deploy.md. `.ci/containers` builds, runs and checks this image.
 
@@ -68,6 +68,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     ORT_DISABLE_TELEMETRY=1 \
     ATTNSERVE_HOST=0.0.0.0 \
     ATTNSERVE_PORT=8000 \
+    ATTNSERVE_GRPC_PORT=8001 \
     ATTNSERVE_MODEL_REPOSITORY=/opt/attnserve/model_repository
 
 RUN groupadd --system --gid 10001 attnserve \
@@ -83,7 +84,8 @@ COPY --from=builder /opt/attnserve/model_repository /opt/attnserve/model_reposit
 
 WORKDIR /opt/attnserve
 USER 10001:10001
-EXPOSE 8000
+# HTTP, and the Open Inference Protocol over gRPC
+EXPOSE 8000 8001
 
 # Readiness, not liveness: healthy once the models are loaded (GET /readyz answers 200).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \

@@ -116,7 +116,7 @@ def running(command: list[str], env: dict[str, str]) -> Iterator[str]:
 
 
 def wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict[str, Any]:
-    """One wrk run: requests/s, p50/p90/p99 latency in ms, non-2xx count."""
+    """One wrk run: requests/s, mean and p50/p90/p99 latency in ms, non-2xx count."""
     threads = min(2, connections)
     done = subprocess.run(
         # wrk counts an answer slower than its timeout (2 s by default) as an error, not a
@@ -143,6 +143,7 @@ def wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict[str, Any
     raw = json.loads(found.group(1))
     return {
         "requests_per_s": raw["requests"] / (raw["duration_us"] / 1e6),
+        "mean_ms": raw["mean_us"] / 1000,
         "p50_ms": raw["p50_us"] / 1000,
         "p90_ms": raw["p90_us"] / 1000,
         "p99_ms": raw["p99_us"] / 1000,

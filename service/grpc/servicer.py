@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
 Context = grpc.aio.ServicerContext[Any, Any]
+# Trailing metadata a handler adds to its answer.
+Trailers = list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Rpc:
     """One call of the service: its handler, its request type, whether it needs an API key,
     and the model it names (for the metrics)."""
 
-    handler: Callable[[Any, Context], Awaitable[Message]]
+    handler: Callable[[Any, Trailers], Awaitable[Message]]
     request_type: type[Message]
     needs_key: bool = True
     model_of: Callable[[Any], str] = lambda request: ""
@@ -101,14 +103,17 @@ class InferenceServicer:
         metadata = _metadata(context)
         request_id = accepted_request_id(metadata.get("x-request-id"))
         token = current_request_id.set(request_id)
-        await context.send_initial_metadata((("x-request-id", request_id),))
+        # With the answer's trailing metadata: a separate send of initial metadata costs a
+        # write of its own on every call.
+        trailers: Trailers = [("x-request-id", request_id)]
         model = ""
         code = grpc.StatusCode.CANCELLED  # unless answered: the client went away
         try:
             message = _parsed(rpc.request_type, request, method)
             model = rpc.model_of(message)
-            response = await self._run(rpc, message, context, metadata)
+            response = await self._run(rpc, message, trailers, metadata)
             code = grpc.StatusCode.OK
+            context.set_trailing_metadata(trailers)
             return response.SerializeToString()
         except ServiceError as error:
             code = status_code(error)
@@ -132,10 +137,10 @@ class InferenceServicer:
                 },
             )
             current_request_id.reset(token)
-        await context.abort(code, failure.message, trailing_metadata(failure))
+        await context.abort(code, failure.message, (*trailers, *trailing_metadata(failure)))
 
     async def _run(
-        self, rpc: Rpc, request: Any, context: Context, metadata: Mapping[str, str]
+        self, rpc: Rpc, request: Any, trailers: Trailers, metadata: Mapping[str, str]
     ) -> Message:
         if rpc.needs_key and self.digests:
             authorization = metadata.get("authorization")
@@ -147,16 +152,16 @@ class InferenceServicer:
         deadline = asyncio.timeout(self.timeout_s)
         try:
             async with deadline:
-                return await rpc.handler(request, context)
+                return await rpc.handler(request, trailers)
         except TimeoutError:
             if not deadline.expired():
                 raise
             raise RequestTimeout(self.timeout_s) from None
 
-    async def server_live(self, request: pb.ServerLiveRequest, context: Context) -> Message:
+    async def server_live(self, request: pb.ServerLiveRequest, trailers: Trailers) -> Message:
         return pb.ServerLiveResponse(live=True)
 
-    async def server_ready(self, request: pb.ServerReadyRequest, context: Context) -> Message:
+    async def server_ready(self, request: pb.ServerReadyRequest, trailers: Trailers) -> Message:
         """Ready by the readiness policy; not ready is an answer (`ready: false`), no error."""
         try:
             self.registry.check_ready(self.readiness)
@@ -164,7 +169,7 @@ class InferenceServicer:
             return pb.ServerReadyResponse(ready=False)
         return pb.ServerReadyResponse(ready=True)
 
-    async def model_ready(self, request: pb.ModelReadyRequest, context: Context) -> Message:
+    async def model_ready(self, request: pb.ModelReadyRequest, trailers: Trailers) -> Message:
         """Ready when served; `ready: false` for a model whose artifact failed verification;
         NOT_FOUND for a name (or version) the repository does not have."""
         try:
@@ -173,13 +178,15 @@ class InferenceServicer:
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=True)
 
-    async def server_metadata(self, request: pb.ServerMetadataRequest, context: Context) -> Message:
+    async def server_metadata(
+        self, request: pb.ServerMetadataRequest, trailers: Trailers
+    ) -> Message:
         metadata = dataplane.server_metadata()
         return pb.ServerMetadataResponse(
             name=metadata.name, version=metadata.version, extensions=metadata.extensions
         )
 
-    async def model_metadata(self, request: pb.ModelMetadataRequest, context: Context) -> Message:
+    async def model_metadata(self, request: pb.ModelMetadataRequest, trailers: Trailers) -> Message:
         predictor = dataplane.predictor_for(self.registry, request.name, request.version or None)
         metadata = dataplane.model_metadata(predictor)
         tensor = pb.ModelMetadataResponse.TensorMetadata
@@ -195,7 +202,7 @@ class InferenceServicer:
             ],
         )
 
-    async def model_infer(self, request: pb.ModelInferRequest, context: Context) -> Message:
+    async def model_infer(self, request: pb.ModelInferRequest, trailers: Trailers) -> Message:
         """Admission, then texts from the BYTES input (raw or typed contents) -> predictor ->
         the requested outputs, each in `raw_output_contents` as Triton answers them."""
         refusal = self.registry.refusal(request.model_name)
@@ -222,7 +229,7 @@ class InferenceServicer:
             response.raw_output_contents.append(tensor.binary_data())
         timings = predictions.timings.plus_postprocess((time.perf_counter() - start) * 1000.0)
         self.metrics.observe_prediction(predictions, timings)
-        context.set_trailing_metadata((("server-timing", timings.server_timing()),))
+        trailers.append(("server-timing", timings.server_timing()))
         return response
 
 

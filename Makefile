@@ -51,7 +51,8 @@ lock: | $(BIN)/python
 audit: $(VENV)/.dev-installed
 	BIN=$(BIN) .ci/audit
 
-# The benchmark suite (minutes; needs wrk, e.g. apt-get install wrk): writes BENCHMARKS.md.
+# The benchmark suite (minutes; needs wrk and h2load, e.g. apt-get install wrk nghttp2-client):
+# writes BENCHMARKS.md.
 bench: $(VENV)/.dev-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench

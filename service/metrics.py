@@ -159,6 +159,7 @@ class Metrics:
         )
 
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._grpc_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self._by_model: dict[str, _ModelSeries] = {}
 
     def exposition(self) -> bytes:
@@ -226,8 +227,14 @@ class Metrics:
 
     def observe_grpc_call(self, method: str, model: str, code: str, seconds: float) -> None:
         """Records one answered gRPC call (`code`: its status code's name, e.g. OK)."""
-        self.grpc_requests.labels(method, model, code).inc()
-        self.grpc_request_seconds.labels(method, model, code).observe(seconds)
+        key = (method, model, code)
+        children = self._grpc_children.get(key)
+        if children is None:
+            children = self.grpc_requests.labels(*key), self.grpc_request_seconds.labels(*key)
+            self._grpc_children[key] = children
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
 
     def observe_batch(self, model: str, size: int) -> None:
         """Records one batch handed to ONNX Runtime (merged batches counted as run)."""

@@ -282,14 +282,16 @@ def test_sigterm_drains_grpc_calls_in_flight_and_takes_no_new_one() -> None:
         running.process.terminate()
         time.sleep(0.5)
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as late:
-            live = late.unary_unary("/inference.GRPCInferenceService/ServerLive")
+            live: grpc.UnaryUnaryMultiCallable[bytes, bytes] = late.unary_unary(
+                "/inference.GRPCInferenceService/ServerLive"
+            )
             with pytest.raises(grpc.RpcError) as refused:
                 live(b"", timeout=5)
         answer = in_flight.result()
         status = running.process.wait(timeout=30)
 
     assert still_running, "the call was answered before SIGTERM: nothing was drained"
-    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert answer.model_name == "bilstm-additive" and len(answer.raw_output_contents) == 6
     assert status == 0
 

@@ -13,7 +13,7 @@ import logging
 
 import grpc
 
-from attnserve.service.auth import configured_digests
+from attnserve.service.auth import ApiKeys, configured_digests
 from attnserve.service.errors import StartupError
 from attnserve.service.grpc.servicer import InferenceServicer
 from attnserve.service.metrics import Metrics
@@ -36,12 +36,13 @@ class GrpcServer:
     async def start(self, registry: ModelRegistry) -> None:
         """Listens and serves; StartupError when the port cannot be had."""
         settings = self.settings
+        digests = configured_digests(settings)
         servicer = InferenceServicer(
             registry,
             self.metrics,
             readiness=settings.readiness,
             timeout_s=settings.request_timeout_s,
-            digests=configured_digests(settings),
+            api_keys=ApiKeys(digests) if digests else None,
         )
         server = grpc.aio.server(
             # a message over the HTTP body limit is refused RESOURCE_EXHAUSTED before parsing

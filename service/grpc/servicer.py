@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from attnserve.service.auth import key_refusal
+from attnserve.service.auth import ApiKeys
 from attnserve.service.error_responses import log_rejection
 from attnserve.service.errors import (
     InternalError,
@@ -65,13 +65,13 @@ class InferenceServicer:
         *,
         readiness: str,
         timeout_s: float,
-        digests: Sequence[str],
+        api_keys: ApiKeys | None,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
         self.readiness = readiness
         self.timeout_s = timeout_s
-        self.digests = [bytes.fromhex(digest) for digest in digests]
+        self.api_keys = api_keys
         self.rpcs = {
             "ServerLive": Rpc(self.server_live, pb.ServerLiveRequest, needs_key=False),
             "ServerReady": Rpc(self.server_ready, pb.ServerReadyRequest, needs_key=False),
@@ -142,11 +142,9 @@ class InferenceServicer:
     async def _run(
         self, rpc: Rpc, request: Any, trailers: Trailers, metadata: Mapping[str, str]
     ) -> Message:
-        if rpc.needs_key and self.digests:
-            authorization = metadata.get("authorization")
-            refusal = key_refusal(
-                None if authorization is None else authorization.encode("latin-1"), self.digests
-            )
+        if rpc.needs_key and self.api_keys is not None:
+            authorization = metadata.get("authorization", "").encode("latin-1")
+            refusal = self.api_keys.key_refusal(authorization)
             if refusal is not None:
                 raise refusal
         deadline = asyncio.timeout(self.timeout_s)

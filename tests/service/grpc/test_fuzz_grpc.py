@@ -52,13 +52,15 @@ def channel(servers: Servers) -> Iterator[grpc.Channel]:
 
 
 def _call(channel: grpc.Channel, method: str, request: bytes) -> None:
-    stub = channel.unary_unary(f"/inference.GRPCInferenceService/{method}")
+    stub: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        f"/inference.GRPCInferenceService/{method}"
+    )
     try:
         stub(request, timeout=30)
         code = grpc.StatusCode.OK
     except grpc.RpcError as error:
-        code = error.code()  # type: ignore[attr-defined]
-        details = error.details() or ""  # type: ignore[attr-defined]
+        code = error.code()
+        details = error.details() or ""
         assert details, code
         assert "Traceback" not in details and "site-packages" not in details
     CODES[code.name] += 1

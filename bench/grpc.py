@@ -18,7 +18,6 @@ import argparse
 import json
 import re
 import shutil
-import statistics
 import struct
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import httpx
 
 from attnserve.service.grpc import attnserve_oip_pb2 as pb
 from attnserve.service.oip.tensors import serialize_bytes
-from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine, sentences
+from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine, median_figures, sentences
 from bench.http import wrk
 from bench.server_process import ServerProcess, free_port, serve
 
@@ -164,17 +163,7 @@ def main() -> None:
                         f"mean {figures['mean_ms']:7.2f} ms  failed {figures['failed']}",
                         flush=True,
                     )
-    medians = {
-        scenario: {
-            protocol: {
-                key: statistics.median(run[key] for run in protocol_runs)
-                for key in ("requests_per_s", "sentences_per_s", "mean_ms")
-            }
-            | {"failed": sum(run["failed"] for run in protocol_runs)}
-            for protocol, protocol_runs in protocols.items()
-        }
-        for scenario, protocols in runs.items()
-    }
+    medians = median_figures(runs, summed="failed")
     print(f"\nmedians of {args.rounds} rounds, {args.seconds} s each:")
     for scenario_name, protocols in medians.items():
         for protocol, m in protocols.items():

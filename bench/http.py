@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from bench.common import (
     RESULTS,
     ensure_run,
     machine,
+    median_figures,
     sentences,
 )
 
@@ -224,18 +224,7 @@ def main() -> None:
                         f"  non-2xx {figures['non_2xx']}",
                         flush=True,
                     )
-    medians = {
-        scenario: {
-            name: {
-                key: statistics.median(run[key] for run in server_runs)
-                for key in server_runs[0]
-                if key not in ("non_2xx", "socket_errors")
-            }
-            | {"non_2xx": sum(run["non_2xx"] for run in server_runs)}
-            for name, server_runs in servers.items()
-        }
-        for scenario, servers in runs.items()
-    }
+    medians = median_figures(runs, summed="non_2xx", dropped=("socket_errors",))
     print(f"\nmedians of {args.rounds} rounds, {args.seconds:g} s each:")
     for scenario_name, servers in medians.items():
         for name, m in servers.items():

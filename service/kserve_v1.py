@@ -17,7 +17,7 @@ from pydantic_core import to_json
 from attnserve.service.errors import ServiceError
 from attnserve.service.predictions import Predictions
 from attnserve.service.routes import Registry, answered, error_responses
-from attnserve.service.schemas import InputText, Prediction
+from attnserve.service.schemas import InputText, Prediction, text_or
 from attnserve.service.v1_json import prediction_objects
 
 # The paths whose errors take KServe's shape.
@@ -30,17 +30,11 @@ class TextInstance(BaseModel):
     text: InputText
 
 
-def _instance_kind(instance: Any) -> str | None:
-    if isinstance(instance, str):
-        return "text"
-    return "object" if isinstance(instance, dict | TextInstance) else None
-
-
 # A text, or an object with a `text`; anything else is refused with one plain message.
 Instance = Annotated[
     Annotated[InputText, Tag("text")] | Annotated[TextInstance, Tag("object")],
     Discriminator(
-        _instance_kind,
+        text_or("object", (dict, TextInstance)),
         custom_error_type="invalid_instance",
         custom_error_message="An instance must be a text, or an object with a 'text'",
     ),

@@ -24,7 +24,7 @@ from pydantic_core import to_json
 from attnserve.service.errors import InvalidRequest, ServiceError
 from attnserve.service.predictions import Predictions
 from attnserve.service.routes import Registry, answered, error_responses
-from attnserve.service.schemas import InputText, Token
+from attnserve.service.schemas import InputText, Token, text_or
 from attnserve.service.v1_json import token_objects
 
 PATH = "/predict"
@@ -43,18 +43,12 @@ class ClassificationParameters(BaseModel):
     )
 
 
-def _inputs_kind(inputs: Any) -> str | None:
-    if isinstance(inputs, str):
-        return "text"
-    return "texts" if isinstance(inputs, list) else None
-
-
 # One text or a list of them; anything else is refused with one plain message.
 Inputs = Annotated[
     Annotated[InputText, Tag("text")]
     | Annotated[list[InputText], Tag("texts"), Field(min_length=1)],
     Discriminator(
-        _inputs_kind,
+        text_or("texts", list),
         custom_error_type="invalid_inputs",
         custom_error_message="'inputs' must be a text or a list of texts",
     ),

@@ -3,7 +3,6 @@ with its defaults (raw input and output contents), equal to the /v1 and /v2 HTTP
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
 from tests.service.grpc.conftest import Servers
+from tests.service.oip.tensor_answers import assert_tensors_match_v1, output_metadata
 
 TEXTS = ["The battery life is great", "Crème brûlée 😀 was awful, שלום", "ok"]
 OUTPUTS = ["label", "probabilities", "attention", "token_start", "token_end", "truncated"]
@@ -67,14 +67,9 @@ def test_health_and_metadata_match_the_http_protocol(
     for tensor in (*metadata["inputs"], *metadata["outputs"]):
         tensor["shape"] = [int(size) for size in tensor["shape"]]
     assert metadata == httpx.get(f"{servers.http}/v2/models/{model}").json()
-    assert [(o["name"], o["datatype"], o["shape"]) for o in metadata["outputs"]] == [
-        ("label", "BYTES", [-1]),
-        ("probabilities", "FP32", [-1, len(shipped_manifest["labels"])]),
-        ("attention", "FP32", [-1, -1]),
-        ("token_start", "INT64", [-1, -1]),
-        ("token_end", "INT64", [-1, -1]),
-        ("truncated", "BOOL", [-1]),
-    ]
+    assert [(o["name"], o["datatype"], o["shape"]) for o in metadata["outputs"]] == (
+        output_metadata(len(shipped_manifest["labels"]))
+    )
 
 
 def test_infer_with_the_clients_defaults_matches_v1_and_the_http_protocol(
@@ -92,29 +87,7 @@ def test_infer_with_the_clients_defaults_matches_v1_and_the_http_protocol(
     assert [output.name for output in response.outputs] == OUTPUTS
     # Every output in raw_output_contents, as Triton answers.
     assert len(response.raw_output_contents) == len(OUTPUTS)
-    length = max(len(prediction["tokens"]) for prediction in v1_predictions)
-    labels = shipped_manifest["labels"]
-    assert [label.decode() for label in result.as_numpy("label")] == [
-        p["label"] for p in v1_predictions
-    ]
-    probabilities = result.as_numpy("probabilities")
-    assert probabilities.dtype == np.float32 and probabilities.shape == (len(TEXTS), len(labels))
-    for row, (text, prediction) in enumerate(zip(TEXTS, v1_predictions, strict=True)):
-        assert probabilities[row].tolist() == [prediction["probabilities"][k] for k in labels]
-        tokens = prediction["tokens"]
-        n = len(tokens)
-        attention = result.as_numpy("attention")[row]
-        starts = result.as_numpy("token_start")[row]
-        ends = result.as_numpy("token_end")[row]
-        assert attention.shape == starts.shape == ends.shape == (length,)
-        assert attention[:n].tolist() == [token["attention"] for token in tokens]
-        assert math.isclose(float(attention.sum()), 1.0, abs_tol=1e-5)
-        assert [text[s:e] for s, e in zip(starts[:n], ends[:n], strict=True)] == [
-            token["text"] for token in tokens
-        ]
-        assert attention[n:].tolist() == [0.0] * (length - n)
-        assert starts[n:].tolist() == ends[n:].tolist() == [-1] * (length - n)
-    assert result.as_numpy("truncated").tolist() == [p["truncated"] for p in v1_predictions]
+    assert_tensors_match_v1(result, TEXTS, v1_predictions, shipped_manifest["labels"])
 
     over_http = httpx.post(
         f"{servers.http}/v2/models/{model}/infer",

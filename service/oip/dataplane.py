@@ -71,8 +71,7 @@ def model_metadata(predictor: Predictor) -> ModelMetadata:
 
 def output_names(predictor: Predictor) -> list[str]:
     """The model's outputs, in the order of its metadata (and of an answer asking for all)."""
-    manifest = predictor.manifest
-    return [t.name for t in signature.output_tensors(manifest.labels, manifest.has_attention)]
+    return signature.output_names(predictor.manifest.has_attention)
 
 
 def output_tensors(predictor: Predictor, predictions: Predictions) -> dict[str, Tensor]:

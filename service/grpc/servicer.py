@@ -89,8 +89,8 @@ class InferenceServicer:
             async def answer(request: bytes, context: Context, method: str = method) -> bytes:
                 return await self.answer(method, request, context)
 
-            # The request is parsed by `answer`: gRPC would answer bytes that are no message
-            # INTERNAL, as if the server were at fault.
+            # No deserializer: `answer` parses the request itself, since gRPC answers bytes
+            # that do not parse INTERNAL, as if the server were at fault.
             methods[method] = grpc.unary_unary_rpc_method_handler(answer)
         return grpc.method_handlers_generic_handler(SERVICE, methods)
 
@@ -103,8 +103,8 @@ class InferenceServicer:
         metadata = _metadata(context)
         request_id = accepted_request_id(metadata.get("x-request-id"))
         token = current_request_id.set(request_id)
-        # With the answer's trailing metadata: a separate send of initial metadata costs a
-        # write of its own on every call.
+        # The request id goes back in the trailing metadata, with the answer: initial metadata
+        # sent apart would cost one more write on every call.
         trailers: Trailers = [("x-request-id", request_id)]
         model = ""
         code = grpc.StatusCode.CANCELLED  # unless answered: the client went away

@@ -3,7 +3,7 @@
 #   podman build --pull=never -t attnserve .                      # CPU (default)
 #   podman build --pull=never -t attnserve:gpu \
 #       --build-arg ONNXRUNTIME='onnxruntime-gpu[cuda,cudnn]' .   # CUDA 12 + cuDNN from PyPI
-#   podman run --rm -p 127.0.0.1:8000:8000 attnserve
+#   podman run --rm -p 127.0.0.1:8000:8000 -p 127.0.0.1:8001:8001 attnserve   # HTTP, gRPC
 #
 # See docs/deploy.md. `.ci/containers` builds, runs and checks this image.
 
@@ -50,15 +50,14 @@ COPY cli ./cli
 # 400 MB: `tokenizers` requires huggingface_hub (with hf-xet, fsspec, PyYAML, tqdm, filelock,
 # httpx2, httpcore2) for Tokenizer.from_pretrained, which fetches from a hub and is never
 # called here (about 35 MB); rich requires Pygments for syntax highlighting, which the
-# heatmaps do not use (10 MB); numpy's own test suites (27 MB); ONNX Runtime's offline tools
+# heatmaps do not use (10 MB); the installed packages' own test suites, which nothing imports (NumPy's are 27 MB); ONNX Runtime's offline tools
 # (transformers optimiser, quantisation: export's, which needs PyTorch anyway; 10 MB). Last,
 # the installer itself: the runtime image installs nothing (about 20 MB less).
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \
     && if [ "${ONNXRUNTIME}" = onnxruntime ]; then /opt/venv/bin/pip check; fi \
     && /opt/venv/bin/pip uninstall --yes --quiet huggingface_hub hf-xet fsspec PyYAML tqdm \
         filelock httpx2 httpcore2 Pygments \
-    && find /opt/venv -type d -path '*/site-packages/numpy/*' -name tests -prune \
-        -exec rm -rf {} + \
+    && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \
     && rm -rf /opt/venv/lib/python3*/site-packages/onnxruntime/transformers \
         /opt/venv/lib/python3*/site-packages/onnxruntime/quantization \
         /opt/venv/lib/python3*/site-packages/onnxruntime/tools \
@@ -81,6 +80,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     ORT_DISABLE_TELEMETRY=1 \
     ATTNSERVE_HOST=0.0.0.0 \
     ATTNSERVE_PORT=8000 \
+    ATTNSERVE_GRPC_PORT=8001 \
     ATTNSERVE_MODEL_REPOSITORY=/opt/attnserve/model_repository
 
 RUN groupadd --system --gid 10001 attnserve \
@@ -96,7 +96,8 @@ COPY --from=builder /opt/attnserve/model_repository /opt/attnserve/model_reposit
 
 WORKDIR /opt/attnserve
 USER 10001:10001
-EXPOSE 8000
+# HTTP, and the Open Inference Protocol over gRPC
+EXPOSE 8000 8001
 
 # Readiness, not liveness: healthy once the models are loaded (GET /readyz answers 200).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \

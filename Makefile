@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest lock audit bench clean
+.PHONY: run test lint typecheck pytest lock audit bench grpc-stubs clean
 
 run: $(VENV)/.serve-installed
 	$(BIN)/attnserve serve
@@ -51,10 +51,17 @@ lock: | $(BIN)/python
 audit: $(VENV)/.dev-installed
 	BIN=$(BIN) .ci/audit
 
-# The benchmark suite (minutes; needs wrk, e.g. apt-get install wrk): writes BENCHMARKS.md.
+# The benchmark suite (minutes; needs wrk and h2load, e.g. apt-get install wrk nghttp2-client):
+# writes BENCHMARKS.md.
 bench: $(VENV)/.dev-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
+
+# The gRPC messages (service/grpc/attnserve_oip_pb2.py and its .pyi) from their .proto, with
+# grpcio-tools' protoc; tests/service/grpc/test_stubs.py fails when they no longer match it.
+grpc-stubs: $(VENV)/.dev-installed
+	cd service/grpc && $(abspath $(BIN))/python -m grpc_tools.protoc -I. \
+		--python_out=. --pyi_out=. attnserve_oip.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,11 @@
 """The whole benchmark suite, then BENCHMARKS.md: `.venv/bin/python -m bench`.
 
 Runs bench.startup, bench.inprocess and bench.http, for the default model and for the
-pretrained encoder, then bench.score_file (each also runs alone, see its docstring), and
-writes their figures into BENCHMARKS.md with bench.report. Takes about 25 minutes on 2 cores
-(more where the encoder's run must be fine-tuned first). Needs `wrk` (Debian: apt-get
-install wrk) and the train extra (the PyTorch side). bench.tune, which chose the batching
+pretrained encoder, then bench.score_file and bench.grpc (HTTP and gRPC side by side; each
+also runs alone, see its docstring), and writes their figures into BENCHMARKS.md with
+bench.report. Takes about 25 minutes on 2 cores, and bench.grpc 2 more (more where the
+encoder's run must be fine-tuned first). Needs `wrk` and `h2load` (Debian: apt-get install wrk
+nghttp2-client) and the train extra (the PyTorch side). bench.tune, which chose the batching
 defaults, runs on its own.
 """
 
@@ -31,6 +32,8 @@ STEPS = [
     ],
     # `attnserve predict --file` of 10,000 lines against the 64-text HTTP figure
     ["bench.score_file"],
+    # the same server over HTTP and gRPC, side by side (needs h2load as well as wrk)
+    ["bench.grpc"],
     ["bench.report"],
 ]
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from attnserve.artifact.data import UCI_LABELS
 
@@ -64,4 +66,25 @@ def machine() -> dict[str, str]:
         "load_average": " ".join(f"{load:.1f}" for load in os.getloadavg()),
         # int8 inference is fast only with dot-product instructions (VNNI)
         "simd": " ".join(sorted(flags & SIMD_FLAGS)) or "none listed",
+    }
+
+
+# Figures by scenario, then by server (or protocol), one dict a round.
+Runs = dict[str, dict[str, list[dict[str, Any]]]]
+
+
+def median_figures(runs: Runs, summed: str, dropped: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Each figure's median over the rounds, by scenario and server; `summed` (a count of
+    failures) added up over them instead, and `dropped` left out."""
+    return {
+        scenario: {
+            name: {
+                key: statistics.median(run[key] for run in rounds)
+                for key in rounds[0]
+                if key != summed and key not in dropped
+            }
+            | {summed: sum(run[summed] for run in rounds)}
+            for name, rounds in servers.items()
+        }
+        for scenario, servers in runs.items()
     }

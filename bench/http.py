@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from bench.common import (
     RESULTS,
     ensure_run,
     machine,
+    median_figures,
     sentences,
 )
 
@@ -116,7 +116,7 @@ def running(command: list[str], env: dict[str, str]) -> Iterator[str]:
 
 
 def wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict[str, Any]:
-    """One wrk run: requests/s, p50/p90/p99 latency in ms, non-2xx count."""
+    """One wrk run: requests/s, mean and p50/p90/p99 latency in ms, non-2xx count."""
     threads = min(2, connections)
     done = subprocess.run(
         # wrk counts an answer slower than its timeout (2 s by default) as an error, not a
@@ -143,6 +143,7 @@ def wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict[str, Any
     raw = json.loads(found.group(1))
     return {
         "requests_per_s": raw["requests"] / (raw["duration_us"] / 1e6),
+        "mean_ms": raw["mean_us"] / 1000,
         "p50_ms": raw["p50_us"] / 1000,
         "p90_ms": raw["p90_us"] / 1000,
         "p99_ms": raw["p99_us"] / 1000,
@@ -223,18 +224,7 @@ def main() -> None:
                         f"  non-2xx {figures['non_2xx']}",
                         flush=True,
                     )
-    medians = {
-        scenario: {
-            name: {
-                key: statistics.median(run[key] for run in server_runs)
-                for key in server_runs[0]
-                if key not in ("non_2xx", "socket_errors")
-            }
-            | {"non_2xx": sum(run["non_2xx"] for run in server_runs)}
-            for name, server_runs in servers.items()
-        }
-        for scenario, servers in runs.items()
-    }
+    medians = median_figures(runs, summed="non_2xx", dropped=("socket_errors",))
     print(f"\nmedians of {args.rounds} rounds, {args.seconds:g} s each:")
     for scenario_name, servers in medians.items():
         for name, m in servers.items():

@@ -65,6 +65,41 @@ def http_section(http: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def grpc_section(grpc: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### HTTP and gRPC, {grpc['model']} (127.0.0.1, one server; wrk and h2load)",
+        "",
+        _machine(grpc),
+        "",
+        f"Medians of {grpc['rounds']} rounds of {grpc['seconds']} s per scenario and protocol, "
+        "the protocols interleaved; the same texts over both. HTTP: `POST /v1/predict` from "
+        "as many connections; gRPC: `ModelInfer` on as many concurrent streams of one "
+        "connection. Latency is the mean (h2load reports no percentiles).",
+        "",
+        "| scenario | protocol | requests/s | sentences/s | mean ms | failed | x HTTP |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for scenario, protocols in grpc["medians"].items():
+        http = protocols["HTTP"]["requests_per_s"]
+        for protocol, m in protocols.items():
+            lines.append(
+                f"| {scenario} | {protocol} | {m['requests_per_s']:.0f} "
+                f"| {m['sentences_per_s']:.0f} | {m['mean_ms']:.2f} | {m['failed']} "
+                f"| {_ratio(m['requests_per_s'], http)} |"
+            )
+    return [*lines, ""]
+
+
+def grpc_goal_rows(grpc: dict[str, Any]) -> list[str]:
+    """gRPC exists to be faster: single texts at 32 streams ≥ HTTP's at 32 connections."""
+    single = next(iter(grpc["medians"].values()))
+    times = single["gRPC"]["requests_per_s"] / single["HTTP"]["requests_per_s"]
+    return [
+        f"| single text: gRPC at 32 streams ≥ HTTP at 32 connections | {times:.2f}x "
+        f"| {'met' if times >= 1 else 'missed'} |"
+    ]
+
+
 def inprocess_section(inprocess: dict[str, Any]) -> list[str]:
     by_batch = inprocess["by_batch_ms"]
     names = list(by_batch)
@@ -261,10 +296,13 @@ def goals_section(
     inprocess: dict[str, Any] | None,
     startup: dict[str, Any] | None,
     encoders: list[dict[str, Any]],
+    grpc: dict[str, Any] | None,
 ) -> list[str]:
     rows = [] if http is None else http_goal_rows(http)
     for encoder in encoders:
         rows += encoder_goal_rows(encoder)
+    if grpc is not None:
+        rows += grpc_goal_rows(grpc)
     if inprocess is not None:
         by_batch = inprocess["by_batch_ms"]
         ort, torch = by_batch["onnxruntime fp32"], by_batch["pytorch eager fp32"]
@@ -322,13 +360,17 @@ def score_file_section(results: dict[str, Any]) -> list[str]:
 
 
 def render() -> str:
-    http, inprocess, startup = (_load(name) for name in ("http", "inprocess", "startup"))
+    http, inprocess, startup, grpc = (
+        _load(name) for name in ("http", "inprocess", "startup", "grpc")
+    )
     # http-NAME.json: the same scenarios with another shipped model (the pretrained encoder)
     encoders = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("http-*.json"))]
-    lines = [START, "", *goals_section(http, inprocess, startup, encoders)]
+    lines = [START, "", *goals_section(http, inprocess, startup, encoders, grpc)]
     for results in [http, *encoders]:
         if results is not None:
             lines += http_section(results)
+    if grpc is not None:
+        lines += grpc_section(grpc)
     if inprocess is not None:
         lines += inprocess_section(inprocess)
     if startup is not None:

@@ -359,6 +359,13 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Interface (default ATTNSERVE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default ATTNSERVE_PORT).")] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve the Open Inference Protocol over gRPC on this port "
+            "(default ATTNSERVE_GRPC_PORT; unset: no gRPC)."
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -371,7 +378,8 @@ def serve(
         LogLevel | None, typer.Option(help="Level of the logs (default ATTNSERVE_LOG_LEVEL).")
     ] = None,
 ) -> None:
-    """Serve the model repository over HTTP (settings from ATTNSERVE_* variables)."""
+    """Serve the model repository over HTTP, and gRPC with a gRPC port (settings from
+    ATTNSERVE_* variables)."""
     from attnserve.service.app import create_app
     from attnserve.service.errors import StartupError
     from attnserve.service.server import run_server
@@ -381,6 +389,7 @@ def serve(
         "model_repository": repository,
         "host": host,
         "port": port,
+        "grpc_port": grpc_port,
         "log_level": log_level,
     }
     overrides = {key: value for key, value in given.items() if value is not None}
@@ -401,7 +410,7 @@ def serve(
         return
     # uvicorn drains, then re-raises SIGTERM against the handler it found: make that a clean exit
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    if not run_server(application, settings):
+    if not run_server(application, settings, grpc_server=application.state.grpc_server):
         raise typer.Exit(3)  # uvicorn's status for a failed startup
 
 

@@ -15,23 +15,28 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from attnserve.service import kserve_v1, routes, text_classification
 from attnserve.service.admission import Admission
 from attnserve.service.auth import ApiKeys, configured_digests
 from attnserve.service.docs import install_docs
 from attnserve.service.error_responses import ErrorResponder, install_error_handlers
 from attnserve.service.errors import StartupError
 from attnserve.service.gateway import Gateway
+from attnserve.service.grpc.server import GrpcServer
 from attnserve.service.metrics import Metrics
-from attnserve.service.oip.routes import INFERENCE_ENDPOINTS as OIP_INFERENCE_ENDPOINTS
-from attnserve.service.oip.routes import router as oip_router
+from attnserve.service.oip import routes as oip_routes
 from attnserve.service.oip.schemas import protocol_error_body
 from attnserve.service.page import install_page
 from attnserve.service.registry import ModelRegistry
 from attnserve.service.request_id import RequestIdFilter
-from attnserve.service.routes import INFERENCE_ENDPOINTS, router
 from attnserve.service.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# The modules of HTTP routes: each has a `router` and the `INFERENCE_ENDPOINTS` that run a model.
+# KServe's `/v1/models/{name}:predict` comes before `/v1/models/{name}`, whose `{name}` matches
+# `x:predict` too: a wrong method on it is then answered 405 with `Allow: POST`, not `GET`.
+ROUTE_MODULES = (kserve_v1, routes, oip_routes, text_classification)
 
 # Attributes every LogRecord has; anything else was passed in `extra` and is a field, except
 # uvicorn's `color_message`, the same event with terminal colour codes in it.
@@ -43,11 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
+    grpc_server = GrpcServer(settings, metrics) if settings.grpc_port is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             app.state.registry = ModelRegistry.load(settings, metrics.observe_batch)
+            if grpc_server is not None:
+                await grpc_server.start(app.state.registry)
         except StartupError as exc:
             logger.error("startup_failed", extra={"reason": str(exc)})
             raise
@@ -65,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         yield
         gc.unfreeze()
+        if grpc_server is not None:
+            await grpc_server.stop()
         registry, app.state.registry = app.state.registry, None
         metrics.observe_models(None)
         metrics.close()
@@ -84,12 +94,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = None
     app.state.settings = settings
     app.state.metrics = metrics
-    app.include_router(router)
-    app.include_router(oip_router)
+    app.state.grpc_server = grpc_server
+    for module in ROUTE_MODULES:
+        app.include_router(module.router)
     install_page(app)
     install_docs(app)
-    # the Open Inference Protocol's routes answer errors in its own shape
-    responder = ErrorResponder({"/v2": protocol_error_body})
+    # each protocol's routes answer errors in its own shape
+    responder = ErrorResponder(
+        {
+            r"/v2(/.*)?": protocol_error_body,
+            kserve_v1.PATH_PATTERN: kserve_v1.kserve_error_body,
+            text_classification.PATH: text_classification.classification_error_body,
+        }
+    )
     install_error_handlers(app, responder)
     add_gateway(app, settings, metrics, responder)
     return app
@@ -103,9 +120,9 @@ def add_gateway(
     the predict routes answered there directly."""
     inference = [
         route
-        for route in (*router.routes, *oip_router.routes)
-        if isinstance(route, APIRoute)
-        and route.endpoint in {*INFERENCE_ENDPOINTS, *OIP_INFERENCE_ENDPOINTS}
+        for module in ROUTE_MODULES
+        for route in module.router.routes
+        if isinstance(route, APIRoute) and route.endpoint in module.INFERENCE_ENDPOINTS
     ]
     digests = configured_digests(settings)
     app.add_middleware(
@@ -114,7 +131,7 @@ def add_gateway(
         responder=responder,
         registry=lambda: app.state.registry,
         admission=Admission(inference),
-        predict_routes=[route for route in inference if route in router.routes],
+        predict_routes=[route for route in inference if route in routes.router.routes],
         max_body_bytes=settings.max_body_bytes,
         max_buffered_body_bytes=settings.max_buffered_body_bytes,
         max_connections=settings.max_connections,

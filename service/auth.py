@@ -78,7 +78,12 @@ class ApiKeys:
         if scope["path"] in OPEN_PATHS:
             return None
         header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
-        scheme, _, key = header.partition(b" ")
+        return self.key_refusal(header)
+
+    def key_refusal(self, authorization: bytes) -> ServiceError | None:
+        """Why an `Authorization` value (`Bearer <key>`) is refused, or None for a valid key
+        (for gRPC too, whose calls carry it as `authorization` metadata)."""
+        scheme, _, key = authorization.partition(b" ")
         key = key.strip()
         if scheme.lower() != b"bearer" or not key:
             return MissingApiKey()

@@ -2,15 +2,18 @@
 the API the request was for.
 
 The common shape is `{"error": {"code", "message", "details"}}`; an API with a shape of its own
-(the Open Inference Protocol's `/v2`: `{"error": message}`) hands it to the `ErrorResponder` by
-path prefix. Errors raised by routes reach it through the exception handlers; the gateway
-refuses requests before routing with `ErrorResponder.refuse`, and answers an unexpected
-exception 500 itself, so its answer carries the same headers as any other.
+(the Open Inference Protocol's `/v2` and KServe's v1 `:predict`: `{"error": message}`; the
+text-classification shape's `/predict`: `{"error", "error_type"}`) hands it to the
+`ErrorResponder` with a pattern of its paths. Errors raised by routes reach it through the
+exception handlers; the gateway refuses requests before routing with `ErrorResponder.refuse`,
+and answers an unexpected exception 500 itself, so its answer carries the same headers as any
+other.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,10 +43,13 @@ def common_body(error: ServiceError) -> dict[str, Any]:
 
 
 class ErrorResponder:
-    """Answers errors: in the shape of the first path prefix that has one, else the common one."""
+    """Answers errors: in the shape of the first path pattern (a regular expression matching
+    the whole path) that has one, else the common one."""
 
     def __init__(self, shapes: Mapping[str, BodyShape] | None = None) -> None:
-        self.shapes = dict(shapes or {})
+        self.shapes = [
+            (re.compile(pattern, re.DOTALL), shape) for pattern, shape in (shapes or {}).items()
+        ]
 
     def response(
         self, error: ServiceError, scope: Scope, headers: Mapping[str, str] | None = None
@@ -78,8 +84,8 @@ class ErrorResponder:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        for prefix, shape in self.shapes.items():
-            if path == prefix or path.startswith(prefix + "/"):
+        for pattern, shape in self.shapes:
+            if pattern.fullmatch(path):
                 return shape
         return common_body
 

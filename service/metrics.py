@@ -2,7 +2,8 @@
 
 Each app owns a `Metrics` (its own collector registry), so apps built side by side (tests)
 count separately. Labels are bounded: `route` is the route's template, `model` a served
-model's name or empty, `status` the HTTP status.
+model's name or empty, `status` the HTTP status; gRPC calls are counted apart, by `method`,
+`model` and `code` (the gRPC status code's name).
 """
 
 from __future__ import annotations
@@ -84,6 +85,19 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.grpc_requests = Counter(
+            "attnserve_grpc_requests",
+            "gRPC calls answered, by method, model and status code.",
+            ["method", "model", "code"],
+            registry=self.registry,
+        )
+        self.grpc_request_seconds = Histogram(
+            "attnserve_grpc_request_duration_seconds",
+            "Time from a gRPC call's arrival to its answer, in seconds.",
+            ["method", "model", "code"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.stage_seconds = Histogram(
             "attnserve_stage_duration_seconds",
             "Time a prediction spent in each stage (tokenize, queue, inference, postprocess).",
@@ -145,6 +159,7 @@ class Metrics:
         )
 
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._grpc_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self._by_model: dict[str, _ModelSeries] = {}
 
     def exposition(self) -> bytes:
@@ -209,6 +224,17 @@ class Metrics:
         """The process stops serving: under several workers, its per-worker series go."""
         if self.worker_copies is not None:
             self.worker_copies.close()
+
+    def observe_grpc_call(self, method: str, model: str, code: str, seconds: float) -> None:
+        """Records one answered gRPC call (`code`: its status code's name, e.g. OK)."""
+        key = (method, model, code)
+        children = self._grpc_children.get(key)
+        if children is None:
+            children = self.grpc_requests.labels(*key), self.grpc_request_seconds.labels(*key)
+            self._grpc_children[key] = children
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
 
     def observe_batch(self, model: str, size: int) -> None:
         """Records one batch handed to ONNX Runtime (merged batches counted as run)."""

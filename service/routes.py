@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
 
 from attnserve.service.errors import ModelNotReady
 from attnserve.service.metrics import CONTENT_TYPE, Metrics, record_prediction
@@ -35,7 +37,12 @@ Registry = Annotated[ModelRegistry, Depends(_registry)]
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody} for status in statuses}
+    return error_responses(ErrorBody, *statuses)
+
+
+def error_responses(body: type[BaseModel], *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route whose errors have the shape `body`."""
+    return {status: {"model": body} for status in statuses}
 
 
 router = APIRouter()
@@ -47,7 +54,8 @@ _PREDICT_ERRORS = _errors(404, 413, 422, 503)
 )
 async def predict(body: PredictRequest, registry: Registry, request: Request) -> Response:
     """Classify the sentiment of `text` or `texts` with the default model."""
-    return await _answered(await registry.get().predict(body.all_texts(), body.detail), request)
+    predictions = await registry.get().predict(body.all_texts(), body.detail)
+    return await answered(predictions, request, encoded_off_the_loop)
 
 
 @router.post(
@@ -61,7 +69,8 @@ async def predict_with(
 ) -> Response:
     """Classify the sentiment of `text` or `texts` with the named model."""
     predictor = registry.get(name)
-    return await _answered(await predictor.predict(body.all_texts(), body.detail), request)
+    predictions = await predictor.predict(body.all_texts(), body.detail)
+    return await answered(predictions, request, encoded_off_the_loop)
 
 
 # The routes that run a model (admission refuses them while its queue is full).
@@ -100,12 +109,17 @@ async def metrics(request: Request) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-async def _answered(predictions: Predictions, request: Request) -> Response:
-    """The response, with its stages' times in `Server-Timing` and in the metrics."""
+async def answered(
+    predictions: Predictions,
+    request: Request,
+    encode: Callable[[Predictions], Awaitable[bytes]],
+) -> Response:
+    """The JSON response `encode` makes, with its stages' times in `Server-Timing` and in the
+    metrics."""
     # Our own response, encoded once: FastAPI would otherwise validate it against
     # `response_model` and encode it in Python.
     start = time.perf_counter()
-    body = await encoded_off_the_loop(predictions)
+    body = await encode(predictions)
     timings = predictions.timings.plus_postprocess((time.perf_counter() - start) * 1000.0)
     record_prediction(request, predictions, timings)
     return Response(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -32,6 +33,18 @@ def _no_lone_surrogates(text: str) -> str:
 
 
 InputText = Annotated[str, AfterValidator(_no_lone_surrogates)]
+
+
+def text_or(tag: str, kinds: type | tuple[type, ...]) -> Callable[[Any], str | None]:
+    """For a pydantic `Discriminator` between a text (tagged `text`) and a value of `kinds`
+    (tagged `tag`); anything else (None) is refused with the discriminator's own message."""
+
+    def kind(value: Any) -> str | None:
+        if isinstance(value, str):
+            return "text"
+        return tag if isinstance(value, kinds) else None
+
+    return kind
 
 
 class PredictRequest(BaseModel):

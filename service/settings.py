@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
@@ -45,6 +45,16 @@ class Settings(BaseSettings):
 
     port: int = Field(default=8000, ge=1, le=65535)
     """Port the HTTP server listens on."""
+
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the Open Inference Protocol over gRPC, on `host` beside HTTP; None (or empty,
+    to switch off an image's default): no gRPC server. 0 takes any free port (the log's
+    `grpc_listening` event names it)."""
+
+    @field_validator("grpc_port", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     log_level: LogLevel = "info"
     """Level of the service's logs."""

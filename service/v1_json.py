@@ -1,4 +1,5 @@
-"""The /v1 answer: `Predictions` encoded once as `PredictResponse`'s JSON.
+"""The /v1 answer: `Predictions` encoded once as `PredictResponse`'s JSON (and its per-text
+objects, which KServe's v1 answer and the text-classification shape reuse).
 
 Built as plain dicts in `schemas.py`'s shape and encoded by pydantic-core, without validating
 our own output again (tests check the shape against `PredictResponse`).
@@ -24,6 +25,17 @@ async def encoded_off_the_loop(predictions: Predictions) -> bytes:
 
 def predict_response_json(predictions: Predictions) -> bytes:
     """The JSON of a `PredictResponse`."""
+    return to_json(
+        {
+            "model": predictions.model,
+            "version": predictions.version,
+            "predictions": prediction_objects(predictions),
+        }
+    )
+
+
+def prediction_objects(predictions: Predictions) -> list[dict[str, Any]]:
+    """Each text's `Prediction`, as a dict ready to encode."""
     labels = predictions.labels
     rows = predictions.probabilities.tolist()
     unreadable = predictions.unreadable
@@ -36,22 +48,20 @@ def predict_response_json(predictions: Predictions) -> bytes:
                 "label": labels[label_id],
                 "score": probabilities[label_id],
                 "probabilities": dict(zip(labels, probabilities, strict=True)),
-                "tokens": _tokens(text, predictions.words[row]),
+                "tokens": token_objects(text, predictions.words[row]),
                 "truncated": predictions.truncated[row],
                 "readable": predictions.readable[row],
                 "unreadable": unreadable[row],
                 "heads": None if predictions.heads is None else predictions.heads[row].tolist(),
                 "pieces": None
                 if predictions.pieces is None
-                else _tokens(text, predictions.pieces[row]),
+                else token_objects(text, predictions.pieces[row]),
             }
         )
-    return to_json(
-        {"model": predictions.model, "version": predictions.version, "predictions": answers}
-    )
+    return answers
 
 
-def _tokens(text: str, spans: Spans) -> list[dict[str, Any]]:
+def token_objects(text: str, spans: Spans) -> list[dict[str, Any]]:
     """`Token`s as dicts: each span's text and weight (None for a model without attention)."""
     weights: list[float | None] = (
         [None] * len(spans.spans) if spans.weights is None else spans.weights.tolist()

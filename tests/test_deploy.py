@@ -15,6 +15,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from attnserve.service.settings import Settings
 from tests.conftest import REPO_ROOT
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -74,8 +75,13 @@ def test_the_deployments_probes_and_ports_are_the_services(
     env = {item["name"]: item["value"] for item in container["env"]}
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
 
-    assert ports == {"http": int(env["ATTNSERVE_PORT"])}
-    assert rendered["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    assert ports == {"http": int(env["ATTNSERVE_PORT"]), "grpc": int(env["ATTNSERVE_GRPC_PORT"])}
+    assert _settings(env).grpc_port == ports["grpc"]
+    service_ports = rendered["Service"]["spec"]["ports"]
+    assert {port["name"]: port["targetPort"] for port in service_ports} == {
+        "http": "http",
+        "grpc": "grpc",
+    }
     probes = _probes(container)
     assert set(probes) == {"startupProbe", "livenessProbe", "readinessProbe"}
     assert {probe["port"] for probe in probes.values()} == {"http"}
@@ -96,6 +102,36 @@ def test_the_inference_services_container_fits_the_image(client: TestClient) -> 
     for probe in _probes(container).values():
         assert probe["port"] == int(env["ATTNSERVE_PORT"])
         assert _answers_200(client, probe["path"]), probe["path"]
+
+
+def test_the_grpc_inference_service_serves_grpc_on_its_one_port() -> None:
+    path = REPO_ROOT / "deploy/kserve/inferenceservice-grpc.yaml"
+    [container] = yaml.safe_load(path.read_text())["spec"]["predictor"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    [port] = container["ports"]
+
+    # Knative takes HTTP/2 (gRPC) on a port named h2c.
+    assert (port["name"], port["containerPort"]) == ("h2c", _settings(env).grpc_port)
+    for kind in ("readinessProbe", "livenessProbe"):
+        assert container[kind]["tcpSocket"]["port"] == port["containerPort"]
+
+
+def test_compose_publishes_the_grpc_port_it_sets() -> None:
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+
+    for name in ("attnserve", "attnserve-gpu"):
+        service = compose["services"][name]
+        grpc_port = _settings(service["environment"]).grpc_port
+        published = [mapping.rsplit(":", 1)[1] for mapping in service["ports"]]
+        assert published == [service["environment"]["ATTNSERVE_PORT"], str(grpc_port)], name
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    """The settings the service would read from these ATTNSERVE_* variables."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        return Settings()
 
 
 def test_compose_monitoring_scrapes_the_services_metrics(client: TestClient) -> None:

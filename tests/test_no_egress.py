@@ -1,6 +1,6 @@
 """The inference server makes no outbound connection and writes nothing under $HOME: traced
-with strace over its startup, a prediction and the seconds after (when ONNX Runtime's
-telemetry, unless turned off, looks its host up)."""
+with strace over its startup, a prediction over HTTP and one over gRPC, and the seconds after
+(when ONNX Runtime's telemetry, unless turned off, looks its host up)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
+from attnserve.service.grpc import attnserve_oip_pb2 as pb
+from attnserve.service.oip.tensors import serialize_bytes
 from bench.common import ATTNSERVE, REPO_ROOT
 from bench.server_process import free_port
 
@@ -33,9 +36,10 @@ def test_the_server_connects_nowhere_and_leaves_home_untouched(tmp_path: Path) -
     home = tmp_path / "home"
     home.mkdir()
     trace = tmp_path / "strace.log"
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ATTNSERVE_", "ORT_"))}
     env |= {"HOME": str(home), "ATTNSERVE_PORT": str(port), "ATTNSERVE_PROVIDERS": "cpu"}
+    env |= {"ATTNSERVE_GRPC_PORT": str(grpc_port)}
     command = ["strace", "-f", "-qq", "-e", "trace=connect", "-o", str(trace), ATTNSERVE, "serve"]
     process = subprocess.Popen(
         command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -53,6 +57,19 @@ def test_the_server_connects_nowhere_and_leaves_home_untouched(tmp_path: Path) -
             time.sleep(0.2)
         answer = httpx.post(f"{url}/v1/predict", json={"text": "great"}, timeout=10)
         assert answer.status_code == 200
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            infer = channel.unary_unary(
+                "/inference.GRPCInferenceService/ModelInfer",
+                request_serializer=pb.ModelInferRequest.SerializeToString,
+                response_deserializer=pb.ModelInferResponse.FromString,
+            )
+            text = pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[1])
+            request = pb.ModelInferRequest(
+                model_name="bilstm-additive",
+                inputs=[text],
+                raw_input_contents=[serialize_bytes([b"great"])],
+            )
+            assert infer(request, timeout=10).model_name == "bilstm-additive"
         time.sleep(8)  # ONNX Runtime's telemetry looked its host up within seconds of start
     finally:
         # the server, not strace: strace ends with the process it traces

@@ -17,9 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
+from attnserve.service.grpc import attnserve_oip_pb2 as pb
+from attnserve.service.oip.tensors import serialize_bytes
 from bench.common import ATTNSERVE, REPO_ROOT
 from bench.server_process import ServerProcess, free_port, serve
 
@@ -248,3 +251,58 @@ def test_an_unreadable_key_file_stops_serve_with_a_clear_message(tmp_path: Path)
 
     assert done.returncode == 1
     assert done.stderr.startswith(f"error: ATTNSERVE_API_KEYS_FILE {tmp_path / 'missing'}: ")
+
+
+def test_sigterm_drains_grpc_calls_in_flight_and_takes_no_new_one() -> None:
+    grpc_port = free_port()
+    environment = {
+        "ATTNSERVE_GRPC_PORT": str(grpc_port),
+        "ATTNSERVE_SHUTDOWN_GRACE_S": "20",
+        # a batch waits this long for more texts: the call is in flight for as long
+        "ATTNSERVE_BATCH_MAX_DELAY_MS": "1500",
+    }
+    request = pb.ModelInferRequest(
+        model_name="bilstm-additive",
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[1])],
+        raw_input_contents=[serialize_bytes([b"The battery life is great"])],
+    )
+    with (
+        serve(environment) as running,
+        grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+    ):
+        infer = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        in_flight = infer.future(request, timeout=60)
+        time.sleep(0.3)
+        still_running = not in_flight.done()
+
+        running.process.terminate()
+        time.sleep(0.5)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as late:
+            live: grpc.UnaryUnaryMultiCallable[bytes, bytes] = late.unary_unary(
+                "/inference.GRPCInferenceService/ServerLive"
+            )
+            with pytest.raises(grpc.RpcError) as refused:
+                live(b"", timeout=5)
+        answer = in_flight.result()
+        status = running.process.wait(timeout=30)
+
+    assert still_running, "the call was answered before SIGTERM: nothing was drained"
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert answer.model_name == "bilstm-additive" and len(answer.raw_output_contents) == 6
+    assert status == 0
+
+
+def test_a_grpc_port_already_taken_stops_serve_with_the_reason() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        done = _serve_until_exit({"ATTNSERVE_GRPC_PORT": str(port)})
+
+    assert done.returncode == 3
+    assert f"gRPC cannot listen on 127.0.0.1:{port}" in done.stderr

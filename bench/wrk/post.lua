@@ -22,8 +22,9 @@ end
 function done(summary, latency, requests)
   local errors = summary.errors
   io.write(string.format(
-    'WRKJSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, '
-      .. '"non_2xx": %d, "socket_errors": %d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), errors.status, errors.connect + errors.read + errors.write + errors.timeout))
+    'WRKJSON {"requests": %d, "duration_us": %d, "mean_us": %d, "p50_us": %d, "p90_us": %d, '
+      .. '"p99_us": %d, "non_2xx": %d, "socket_errors": %d}\n',
+    summary.requests, summary.duration, latency.mean, latency:percentile(50),
+    latency:percentile(90), latency:percentile(99), errors.status,
+    errors.connect + errors.read + errors.write + errors.timeout))
 end

@@ -6,6 +6,7 @@ Inference calls the same `Predictor.predict` as /v1, so both protocols give the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -22,7 +23,7 @@ from attnserve.service.oip.schemas import (
     ResponseOutput,
     ServerMetadata,
 )
-from attnserve.service.oip.tensors import deserialize_bytes, flatten_json
+from attnserve.service.oip.tensors import Tensor, deserialize_bytes, flatten_json
 from attnserve.service.predictions import Predictions
 from attnserve.service.predictor import Predictor
 from attnserve.service.registry import ModelRegistry
@@ -68,20 +69,28 @@ def model_metadata(predictor: Predictor) -> ModelMetadata:
     )
 
 
+def output_names(predictor: Predictor) -> list[str]:
+    """The model's outputs, in the order of its metadata (and of an answer asking for all)."""
+    return signature.output_names(predictor.manifest.has_attention)
+
+
+def output_tensors(predictor: Predictor, predictions: Predictions) -> dict[str, Tensor]:
+    """Every output of the model for `predictions`, by name."""
+    tensors = signature.to_tensors(predictions, predictor.manifest.has_attention)
+    return {tensor.name: tensor for tensor in tensors}
+
+
 async def infer(predictor: Predictor, body: bytes, header_length: str | None) -> EncodedInference:
     """Texts from the request's BYTES input -> predictor -> the requested output tensors."""
     header, binary_part = binary.split_body(body, header_length)
     request = _parse(header)
     texts = _texts(request.inputs, binary_part)
     manifest = predictor.manifest
-    declared = [t.name for t in signature.output_tensors(manifest.labels, manifest.has_attention)]
-    requested = _requested_outputs(request, declared, manifest.name)
+    requested = _requested_outputs(request, output_names(predictor), manifest.name)
 
     predictions = await predictor.predict(texts)
 
-    tensors = {
-        tensor.name: tensor for tensor in signature.to_tensors(predictions, manifest.has_attention)
-    }
+    tensors = output_tensors(predictor, predictions)
     outputs = []
     parts = []
     for name, as_binary in requested:
@@ -126,27 +135,9 @@ def _parse(header: bytes) -> InferenceRequest:
 
 def _texts(inputs: list[RequestInput], binary_part: bytes) -> list[str]:
     """The texts of the one BYTES input, from its JSON data or its binary data."""
-    expected = f"one input named '{signature.INPUT_NAME}', datatype BYTES, shape [-1]"
-    if [item.name for item in inputs] != [signature.INPUT_NAME]:
-        names = ", ".join(f"'{item.name}'" for item in inputs) or "none"
-        raise InvalidInferenceRequest(f"Expected {expected}; the request has inputs: {names}.")
+    count = text_count([(item.name, item.datatype, item.shape, item.parameters) for item in inputs])
     [text_input] = inputs
-    parameters = text_input.parameters or {}
-    _refuse_unsupported(parameters, f"input '{text_input.name}'")
-    if text_input.datatype != "BYTES":
-        raise InvalidInferenceRequest(
-            f"Input 'text' must have datatype BYTES (UTF-8 texts), not {text_input.datatype}."
-        )
-    shape = text_input.shape
-    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or min(shape) < 0:
-        raise InvalidInferenceRequest(
-            f"Input 'text' must have shape [B] or [B, 1] (B texts); it has {shape}."
-        )
-    count = math.prod(shape)
-    if count == 0:
-        raise InvalidInferenceRequest("Input 'text' holds no texts: there is nothing to classify.")
-
-    binary_size = parameters.get("binary_data_size")
+    binary_size = (text_input.parameters or {}).get("binary_data_size")
     if binary_size is None:
         if text_input.data is None:
             raise InvalidInferenceRequest(
@@ -167,18 +158,54 @@ def _texts(inputs: list[RequestInput], binary_part: bytes) -> list[str]:
                 "Input 'text' has both 'data' and a 'binary_data_size' parameter; send one."
             )
         raw = binary.cut(binary_part, [(text_input.name, binary_size)])[text_input.name]
-        texts = [
-            _utf8(element, index)
-            for index, element in enumerate(deserialize_bytes(raw, text_input.name))
-        ]
-    if len(texts) != count:
-        raise InvalidInferenceRequest(
-            f"Input 'text' has shape {shape}, so {count} elements, but its data holds {len(texts)}."
-        )
+        texts = texts_from_binary(raw)
+    check_text_count(texts, text_input.shape, count)
     return texts
 
 
-def _utf8(element: bytes, index: int) -> str:
+# An input as the request declares it: name, datatype, shape, parameters.
+DeclaredInput = tuple[str, str, Sequence[int], Parameters | None]
+
+
+def text_count(inputs: Sequence[DeclaredInput]) -> int:
+    """The number of texts the request's inputs declare, which must be the one BYTES input
+    `text` of shape [B] or [B, 1] (B > 0); its data is not looked at."""
+    expected = f"one input named '{signature.INPUT_NAME}', datatype BYTES, shape [-1]"
+    if [name for name, *_ in inputs] != [signature.INPUT_NAME]:
+        names = ", ".join(f"'{name}'" for name, *_ in inputs) or "none"
+        raise InvalidInferenceRequest(f"Expected {expected}; the request has inputs: {names}.")
+    [(name, datatype, shape, parameters)] = inputs
+    _refuse_unsupported(parameters or {}, f"input '{name}'")
+    if datatype != "BYTES":
+        raise InvalidInferenceRequest(
+            f"Input 'text' must have datatype BYTES (UTF-8 texts), not {datatype}."
+        )
+    shape = list(shape)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or min(shape) < 0:
+        raise InvalidInferenceRequest(
+            f"Input 'text' must have shape [B] or [B, 1] (B texts); it has {shape}."
+        )
+    count = math.prod(shape)
+    if count == 0:
+        raise InvalidInferenceRequest("Input 'text' holds no texts: there is nothing to classify.")
+    return count
+
+
+def texts_from_binary(raw: bytes) -> list[str]:
+    """The texts of a BYTES tensor in the binary encoding, each checked to be UTF-8."""
+    elements = deserialize_bytes(raw, signature.INPUT_NAME)
+    return [utf8_text(element, index) for index, element in enumerate(elements)]
+
+
+def check_text_count(texts: list[str], shape: Sequence[int], count: int) -> None:
+    if len(texts) != count:
+        raise InvalidInferenceRequest(
+            f"Input 'text' has shape {list(shape)}, so {count} elements, but its data holds "
+            f"{len(texts)}."
+        )
+
+
+def utf8_text(element: bytes, index: int) -> str:
     try:
         return element.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -191,28 +218,42 @@ def _requested_outputs(
     request: InferenceRequest, declared: list[str], model: str
 ) -> list[tuple[str, bool]]:
     """(name, in binary?) of each output to answer, in the order asked (default: all)."""
-    parameters = request.parameters or {}
-    binary_output = _flag(parameters, "binary_data_output", "the request")
+    binary_output = _flag(request.parameters or {}, "binary_data_output", "the request")
     if request.outputs is None:
         return [(name, binary_output) for name in declared]
-    requested: list[tuple[str, bool]] = []
-    for output in request.outputs:
-        if output.name not in declared:
-            raise InvalidInferenceRequest(
-                f"Model '{model}' has no output '{output.name}'; its outputs are "
-                f"{', '.join(declared)}."
-            )
-        if output.name in (name for name, _ in requested):
-            raise InvalidInferenceRequest(f"Output '{output.name}' is requested twice.")
-        output_parameters = output.parameters or {}
-        _refuse_unsupported(output_parameters, f"output '{output.name}'")
+    requested = []
+    for output, parameters in zip(
+        request.outputs,
+        requested_outputs([(o.name, o.parameters) for o in request.outputs], declared, model),
+        strict=True,
+    ):
         as_binary = (
-            _flag(output_parameters, "binary_data", f"output '{output.name}'")
-            if "binary_data" in output_parameters
+            _flag(parameters, "binary_data", f"output '{output.name}'")
+            if "binary_data" in parameters
             else binary_output
         )
         requested.append((output.name, as_binary))
     return requested
+
+
+def requested_outputs(
+    outputs: Sequence[tuple[str, Parameters | None]], declared: list[str], model: str
+) -> list[Parameters]:
+    """Checks the outputs a request asks for (each declared, none twice, no parameter of an
+    unsupported extension); their parameters, in the order asked."""
+    seen: set[str] = set()
+    checked = []
+    for name, parameters in outputs:
+        if name not in declared:
+            raise InvalidInferenceRequest(
+                f"Model '{model}' has no output '{name}'; its outputs are {', '.join(declared)}."
+            )
+        if name in seen:
+            raise InvalidInferenceRequest(f"Output '{name}' is requested twice.")
+        seen.add(name)
+        _refuse_unsupported(parameters or {}, f"output '{name}'")
+        checked.append(parameters or {})
+    return checked
 
 
 def _flag(parameters: Parameters, key: str, where: str) -> bool:

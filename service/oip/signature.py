@@ -25,6 +25,16 @@ from attnserve.service.predictions import Predictions
 INPUT_NAME = "text"
 PLATFORM = "onnxruntime_onnx"
 PAD_OFFSET = -1
+_OUTPUT_NAMES = (
+    "label",
+    "probabilities",
+    "attention",
+    "token_start",
+    "token_end",
+    "truncated",
+    "readable",
+)
+_OUTPUT_NAMES_WITHOUT_ATTENTION = tuple(name for name in _OUTPUT_NAMES if name != "attention")
 
 
 def input_tensor() -> MetadataTensor:
@@ -42,6 +52,11 @@ def output_tensors(labels: list[str], has_attention: bool) -> list[MetadataTenso
         MetadataTensor(name="readable", datatype="FP32", shape=[-1]),
     ]
     return [output for output in outputs if has_attention or output.name != "attention"]
+
+
+def output_names(has_attention: bool) -> list[str]:
+    """The names `output_tensors` declares, in order (without building them: on every call)."""
+    return list(_OUTPUT_NAMES if has_attention else _OUTPUT_NAMES_WITHOUT_ATTENTION)
 
 
 def to_tensors(predictions: Predictions, has_attention: bool) -> list[Tensor]:

@@ -1,5 +1,5 @@
-"""`attnserve serve`: several processes answer on one port and stop cleanly; every line a
-server writes is JSON."""
+"""`attnserve serve`: several processes answer on one port (and one gRPC port) and stop
+cleanly; every line a server writes is JSON."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 
+from attnserve.service.grpc import attnserve_oip_pb2 as pb
 from bench.common import ATTNSERVE
 from tests.conftest import REPO_ROOT, attnserve_serve
 
@@ -25,7 +27,7 @@ def _free_port() -> int:
 
 
 def test_two_workers_answer_and_stop_on_sigterm(shipped_repository: Path) -> None:
-    port = _free_port()
+    port, grpc_port = _free_port(), _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ATTNSERVE_")},
         "ATTNSERVE_MODEL_REPOSITORY": str(shipped_repository),
@@ -33,7 +35,7 @@ def test_two_workers_answer_and_stop_on_sigterm(shipped_repository: Path) -> Non
         "ATTNSERVE_LOG_LEVEL": "info",
     }
     process = subprocess.Popen(
-        [ATTNSERVE, "serve", "--workers", "2", "--port", str(port)],
+        [ATTNSERVE, "serve", "--workers", "2", "--port", str(port), "--grpc-port", str(grpc_port)],
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
@@ -52,6 +54,14 @@ def test_two_workers_answer_and_stop_on_sigterm(shipped_repository: Path) -> Non
                 time.sleep(0.1)
         assert answer.status_code == 200
         assert answer.json()["predictions"][0]["tokens"][0]["text"] == "Great"
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            model = channel.unary_unary(
+                "/inference.GRPCInferenceService/ModelMetadata",
+                request_serializer=pb.ModelMetadataRequest.SerializeToString,
+                response_deserializer=pb.ModelMetadataResponse.FromString,
+            )
+            metadata = model(pb.ModelMetadataRequest(name="bilstm-additive"), timeout=30)
+        assert metadata.inputs[0].name == "text"
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
@@ -61,6 +71,8 @@ def test_two_workers_answer_and_stop_on_sigterm(shipped_repository: Path) -> Non
     # Each worker process loaded the models itself.
     assert [event["logger"] for event in events].count("attnserve.service.app") >= 2
     assert len([event for event in events if event["event"] == "ready"]) == 2, output
+    # ...and serves gRPC on the one port (SO_REUSEPORT).
+    assert len([event for event in events if event["event"] == "grpc_listening"]) == 2, output
     # uvicorn's supervisor and workers speak JSON too
     said = {(event["logger"], event["event"].split(" [")[0]) for event in events}
     for line in ("Started parent process", "Started server process", "Stopping parent process"):

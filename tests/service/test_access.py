@@ -70,8 +70,14 @@ def test_with_keys_only_health_answers_without_a_valid_key(
             continue
         assert (missing.status_code, not_bearer.status_code, wrong.status_code) == (401, 401, 403)
         assert missing.headers["www-authenticate"] == "Bearer"
-        if path.startswith("/v2"):  # the Open Inference Protocol's error shape
+        if path.startswith("/v2") or path.endswith(":predict"):  # the OIP's and KServe v1's shape
             assert wrong.json() == {"error": "The API key is not valid."}
+            continue
+        if path == "/predict":  # the text-classification shape
+            assert wrong.json() == {
+                "error": "The API key is not valid.",
+                "error_type": "invalid_api_key",
+            }
             continue
         assert missing.json()["error"]["code"] == "missing_api_key"
         assert wrong.json()["error"] == {
@@ -84,7 +90,7 @@ def test_with_keys_only_health_answers_without_a_valid_key(
                 method, path, json=body, headers={"Authorization": f"Bearer {key}"}
             )
             assert allowed.status_code not in (401, 403), (method, path, allowed.status_code)
-    assert {"/v1/predict", "/v2/health/ready", "/docs"} <= {path for _, path in routes}
+    assert {"/v1/predict", "/v2/health/ready", "/predict", "/docs"} <= {path for _, path in routes}
     logged = "\n".join(log_lines)
     assert "missing_api_key" in logged and "invalid_api_key" in logged
     assert not any(key in logged for key in (*KEYS, "nope"))

@@ -230,6 +230,8 @@ def test_a_full_queue_refuses_before_the_body_is_read_on_every_inference_route(
                 f"/v1/models/{name}/predict",
                 f"/v2/models/{name}/infer",
                 f"/v2/models/{name}/versions/1/infer",
+                f"/v1/models/{name}:predict",
+                "/predict",
             )
         }
         unknown = client.post("/v1/models/no-such-model/predict", json={"text": "ok"})
@@ -240,6 +242,8 @@ def test_a_full_queue_refuses_before_the_body_is_read_on_every_inference_route(
         assert (path, answer.status_code, answer.headers["retry-after"]) == (path, 503, "1")
     assert refused["/v1/predict"].json()["error"]["code"] == "overloaded"
     assert refused[f"/v2/models/{name}/infer"].json()["error"].startswith("The server is busy")
+    assert refused[f"/v1/models/{name}:predict"].json()["error"].startswith("The server is busy")
+    assert refused["/predict"].json()["error_type"] == "overloaded"
     assert unknown.status_code == 404
     assert after.status_code == 422
 

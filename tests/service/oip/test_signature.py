@@ -4,8 +4,9 @@ a model without attention."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from attnserve.service.oip.signature import output_tensors, to_tensors
+from attnserve.service.oip.signature import output_names, output_tensors, to_tensors
 from attnserve.service.predictions import Predictions, Spans, Timings
 
 LABELS = ["negative", "positive"]
@@ -35,3 +36,10 @@ def test_a_model_without_attention_has_no_attention_output() -> None:
     assert tensors["label"].binary_data() == b"\x08\x00\x00\x00positive\x08\x00\x00\x00negative"
     assert tensors["truncated"].binary_data() == b"\x00\x00"
     assert tensors["readable"].json_data() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("has_attention", [True, False])
+def test_output_names_are_the_declared_outputs_in_order(has_attention: bool) -> None:
+    declared = output_tensors(LABELS, has_attention)
+
+    assert output_names(has_attention) == [tensor.name for tensor in declared]

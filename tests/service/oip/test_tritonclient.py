@@ -3,7 +3,6 @@ inference with a BYTES input, in binary (its default) and in JSON, equal to the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,8 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
+
+from tests.service.oip.tensor_answers import assert_tensors_match_v1, output_metadata
 
 TEXTS = ["The battery life is great", "Crème brûlée 😀 was awful, שלום", "ok"]
 OUTPUTS = [
@@ -66,44 +67,9 @@ def test_health_server_and_model_metadata(
     assert metadata["name"] == model
     assert metadata["versions"] == [shipped_manifest["version"]]
     assert metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
-    assert [(o["name"], o["datatype"], o["shape"]) for o in metadata["outputs"]] == [
-        ("label", "BYTES", [-1]),
-        ("probabilities", "FP32", [-1, len(shipped_manifest["labels"])]),
-        ("attention", "FP32", [-1, -1]),
-        ("token_start", "INT64", [-1, -1]),
-        ("token_end", "INT64", [-1, -1]),
-        ("truncated", "BOOL", [-1]),
-        ("readable", "FP32", [-1]),
-    ]
-
-
-def _assert_matches_v1(
-    result: triton.InferResult, v1: list[dict[str, Any]], labels: list[str]
-) -> None:
-    length = max(len(prediction["tokens"]) for prediction in v1)
-    # The client gives BYTES as bytes from binary data, as str from JSON data.
-    labels_out = [x.decode() if isinstance(x, bytes) else x for x in result.as_numpy("label")]
-    assert labels_out == [p["label"] for p in v1]
-    probabilities = result.as_numpy("probabilities")
-    assert probabilities.dtype == np.float32 and probabilities.shape == (len(TEXTS), len(labels))
-    for row, (text, prediction) in enumerate(zip(TEXTS, v1, strict=True)):
-        assert probabilities[row].tolist() == [prediction["probabilities"][k] for k in labels]
-        tokens = prediction["tokens"]
-        n = len(tokens)
-        attention = result.as_numpy("attention")[row]
-        starts = result.as_numpy("token_start")[row]
-        ends = result.as_numpy("token_end")[row]
-        assert attention.shape == starts.shape == ends.shape == (length,)
-        assert attention[:n].tolist() == [token["attention"] for token in tokens]
-        assert math.isclose(float(attention.sum()), 1.0, abs_tol=1e-5)
-        assert [text[s:e] for s, e in zip(starts[:n], ends[:n], strict=True)] == [
-            token["text"] for token in tokens
-        ]
-        # Padding: zero attention, offsets -1.
-        assert attention[n:].tolist() == [0.0] * (length - n)
-        assert starts[n:].tolist() == ends[n:].tolist() == [-1] * (length - n)
-    assert result.as_numpy("truncated").tolist() == [p["truncated"] for p in v1]
-    assert result.as_numpy("readable").tolist() == pytest.approx([p["readable"] for p in v1])
+    assert [(o["name"], o["datatype"], o["shape"]) for o in metadata["outputs"]] == (
+        output_metadata(len(shipped_manifest["labels"]))
+    )
 
 
 def test_infer_with_the_clients_defaults_uses_binary_tensors_and_matches_v1(
@@ -122,7 +88,7 @@ def test_infer_with_the_clients_defaults_uses_binary_tensors_and_matches_v1(
     # Every output came in the binary part, none as JSON data.
     assert all("data" not in output for output in response["outputs"])
     assert all(output["parameters"]["binary_data_size"] > 0 for output in response["outputs"])
-    _assert_matches_v1(result, v1_predictions, shipped_manifest["labels"])
+    assert_tensors_match_v1(result, TEXTS, v1_predictions, shipped_manifest["labels"])
 
 
 def test_infer_in_json_mode_gives_the_same_tensors(
@@ -136,7 +102,7 @@ def test_infer_in_json_mode_gives_the_same_tensors(
     result = client.infer(model, [_text_input(binary_data=False)], outputs=outputs)
 
     assert all("data" in output for output in result.get_response()["outputs"])
-    _assert_matches_v1(result, v1_predictions, shipped_manifest["labels"])
+    assert_tensors_match_v1(result, TEXTS, v1_predictions, shipped_manifest["labels"])
 
 
 def test_infer_returns_only_the_requested_outputs_each_in_the_encoding_asked(

@@ -1,0 +1,222 @@
+"""HTTP and gRPC side by side on 127.0.0.1: one `attnserve serve` answering both, the same
+texts over each, rounds interleaving the two protocols.
+
+    .venv/bin/python -m bench.grpc [--rounds 3] [--seconds 5]
+
+Single texts from 32 connections (HTTP, wrk, bench/wrk/post.lua) against 32 concurrent
+streams on one connection (gRPC ModelInfer, h2load: a C HTTP/2 load generator sending the
+protocol's framed message), and 64-text requests from 8 against 8. Each request carries the
+same texts in both protocols. h2load counts HTTP/2 answers, which a gRPC error is too, so the
+gRPC calls that did not end OK are read from the server's own metrics. Prints each run and the
+medians, and writes bench/results/grpc.json. Needs wrk and h2load (Debian: apt-get install
+wrk nghttp2-client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from attnserve.service.grpc import attnserve_oip_pb2 as pb
+from attnserve.service.oip.tensors import serialize_bytes
+from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine, median_figures, sentences
+from bench.http import wrk
+from bench.server_process import ServerProcess, free_port, serve
+
+MODEL = DEFAULT_MODEL_DIR.parent.name
+INFER_PATH = "/inference.GRPCInferenceService/ModelInfer"
+_DURATION = re.compile(r"([\d.]+)(us|ms|s)")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    concurrency: int  # HTTP connections; gRPC streams on one connection
+    texts_per_request: int
+
+
+PROTOCOLS = ["HTTP", "gRPC"]
+SCENARIOS = [
+    Scenario("single text, 32 connections / streams", 32, 1),
+    Scenario("64-text requests, 8 connections / streams", 8, 64),
+]
+
+
+def grpc_body(texts: list[str]) -> bytes:
+    """A ModelInferRequest for `texts` as gRPC frames it: uncompressed, length, message."""
+    message = pb.ModelInferRequest(
+        model_name=MODEL,
+        inputs=[
+            pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[len(texts)])
+        ],
+        raw_input_contents=[serialize_bytes([text.encode() for text in texts])],
+    ).SerializeToString()
+    return struct.pack(">?I", False, len(message)) + message
+
+
+def h2load(url: str, body: Path, streams: int, seconds: int) -> dict[str, Any]:
+    """One h2load run of gRPC calls: calls/s, mean latency, calls h2load saw fail."""
+    done = subprocess.run(
+        [
+            "h2load",
+            "--clients=1",
+            f"--max-concurrent-streams={streams}",
+            "--threads=1",
+            f"--duration={seconds}",
+            "--header=content-type: application/grpc",
+            "--header=te: trailers",
+            f"--data={body}",
+            url + INFER_PATH,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    finished = re.search(r"^finished in [\d.]+s, ([\d.]+) req/s", done.stdout, re.MULTILINE)
+    requests = re.search(
+        r"^requests: .* (\d+) succeeded, (\d+) failed, (\d+) errored", done.stdout, re.MULTILINE
+    )
+    latency = re.search(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)", done.stdout, re.MULTILINE)
+    if finished is None or requests is None or latency is None:
+        raise RuntimeError(f"h2load printed no figures:\n{done.stdout}\n{done.stderr}")
+    return {
+        "requests_per_s": float(finished.group(1)),
+        "mean_ms": _milliseconds(latency.group(3)),
+        "failed": int(requests.group(2)) + int(requests.group(3)),
+    }
+
+
+def _milliseconds(duration: str) -> float:
+    found = _DURATION.fullmatch(duration)
+    if found is None:
+        raise RuntimeError(f"h2load duration {duration!r}")
+    value, unit = float(found.group(1)), found.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def grpc_calls_not_ok(server: ServerProcess) -> int:
+    """ModelInfer calls the server answered with a status other than OK so far, but those
+    CANCELLED: the streams h2load leaves when its time is up (wrk drops its too)."""
+    exposition = httpx.get(f"{server.url}/metrics").text
+    total = 0.0
+    for line in exposition.splitlines():
+        series = line.startswith("attnserve_grpc_requests_total{")
+        answered = 'code="OK"' not in line and 'code="CANCELLED"' not in line
+        if series and 'method="ModelInfer"' in line and answered:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args()
+    started_on = machine()
+    for tool in ("wrk", "h2load"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (Debian: apt-get install wrk nghttp2-client)")
+    texts = sentences()
+    bodies = Path(tempfile.mkdtemp(prefix="bench-grpc-"))
+    files: dict[int, tuple[Path, Path]] = {}
+    for scenario in SCENARIOS:
+        batch = texts[: scenario.texts_per_request]
+        json_file = bodies / f"{scenario.texts_per_request}.json"
+        grpc_file = bodies / f"{scenario.texts_per_request}.grpc"
+        json_file.write_text(json.dumps({"texts": batch}) + "\n")
+        grpc_file.write_bytes(grpc_body(batch))
+        files[scenario.texts_per_request] = (json_file, grpc_file)
+    grpc_port = free_port()
+    environment = {"ATTNSERVE_GRPC_PORT": str(grpc_port), "ATTNSERVE_LOG_LEVEL": "warning"}
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        s.name: {protocol: [] for protocol in PROTOCOLS} for s in SCENARIOS
+    }
+    with serve(environment) as server:
+        grpc_url = f"http://127.0.0.1:{grpc_port}"
+        for round_ in range(1, args.rounds + 1):
+            for scenario in SCENARIOS:
+                # alternate which goes first, so a drift of the machine hits both alike
+                order = PROTOCOLS if round_ % 2 else PROTOCOLS[::-1]
+                for protocol in order:
+                    load = Load(server, grpc_url, files[scenario.texts_per_request], scenario)
+                    load.run(protocol, 1)  # warm-up
+                    figures = load.run(protocol, args.seconds)
+                    figures["sentences_per_s"] = (
+                        figures["requests_per_s"] * scenario.texts_per_request
+                    )
+                    runs[scenario.name][protocol].append(figures)
+                    print(
+                        f"round {round_} {scenario.name:<42} {protocol:<5} "
+                        f"{figures['requests_per_s']:9.0f} req/s  "
+                        f"{figures['sentences_per_s']:9.0f} sentences/s  "
+                        f"mean {figures['mean_ms']:7.2f} ms  failed {figures['failed']}",
+                        flush=True,
+                    )
+    medians = median_figures(runs, summed="failed")
+    print(f"\nmedians of {args.rounds} rounds, {args.seconds} s each:")
+    for scenario_name, protocols in medians.items():
+        for protocol, m in protocols.items():
+            print(
+                f"{scenario_name:<42} {protocol:<5} {m['requests_per_s']:9.0f} req/s  "
+                f"{m['sentences_per_s']:9.0f} sentences/s  mean {m['mean_ms']:7.2f} ms  "
+                f"failed {m['failed']}"
+            )
+        ratio = protocols["gRPC"]["requests_per_s"] / protocols["HTTP"]["requests_per_s"]
+        print(f"{scenario_name:<42} gRPC / HTTP {ratio:.2f}x")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "grpc.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join(["python -m bench.grpc", *sys.argv[1:]]),
+                "machine": started_on,
+                "rounds": args.rounds,
+                "seconds": args.seconds,
+                "model": MODEL,
+                "medians": medians,
+                "runs": runs,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+@dataclass(frozen=True)
+class Load:
+    """One scenario's load on the server, over either protocol."""
+
+    server: ServerProcess
+    grpc_url: str
+    bodies: tuple[Path, Path]  # the JSON body (HTTP), the framed message (gRPC)
+    scenario: Scenario
+
+    def run(self, protocol: str, seconds: int) -> dict[str, Any]:
+        """requests/s, mean latency in ms, and the requests that failed."""
+        json_body, grpc_message = self.bodies
+        if protocol == "HTTP":
+            url = f"{self.server.url}/v1/predict"
+            figures = wrk(url, json_body, self.scenario.concurrency, seconds)
+            return {
+                "requests_per_s": figures["requests_per_s"],
+                "mean_ms": figures["mean_ms"],
+                "failed": figures["non_2xx"] + figures["socket_errors"],
+            }
+        not_ok = grpc_calls_not_ok(self.server)
+        figures = h2load(self.grpc_url, grpc_message, self.scenario.concurrency, seconds)
+        figures["failed"] += grpc_calls_not_ok(self.server) - not_ok
+        return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -132,7 +132,7 @@ def _bytes_input(shape: list[int], **contents: Any) -> pb.ModelInferRequest:
             _infer(outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="logits")]),
             grpc.StatusCode.INVALID_ARGUMENT,
             f"Model '{MODEL}' has no output 'logits'; its outputs are label, probabilities, "
-            "attention, token_start, token_end, truncated.",
+            "attention, token_start, token_end, truncated, readable.",
         ),
         (
             _infer(["x" * 5001]),
@@ -233,7 +233,9 @@ def test_a_full_queue_refuses_unavailable_with_retry_after(shipped_repository: P
     with serving(shipped_repository, **settings) as running:
         calls = Calls(running.grpc)
         waiting = threading.Thread(
-            target=lambda: httpx.post(f"{running.http}/v1/predict", json={"text": "ok"})
+            target=lambda: httpx.post(
+                f"{running.http}/v1/models/{MODEL}/predict", json={"text": "ok"}
+            )
         )
         waiting.start()
         time.sleep(0.3)

@@ -50,11 +50,14 @@ COPY cli ./cli
 # 400 MB: `tokenizers` requires huggingface_hub (with hf-xet, fsspec, PyYAML, tqdm, filelock,
 # httpx2, httpcore2) for Tokenizer.from_pretrained, which fetches from a hub and is never
 # called here (about 35 MB); rich requires Pygments for syntax highlighting, which the
-# heatmaps do not use (10 MB); the installed packages' own test suites, which nothing imports (NumPy's are 27 MB); ONNX Runtime's offline tools
-# (transformers optimiser, quantisation: export's, which needs PyTorch anyway; 10 MB). Last,
-# the installer itself: the runtime image installs nothing (about 20 MB less).
+# heatmaps do not use (10 MB); the installed packages' own test suites, which nothing imports
+# (NumPy's are 27 MB); ONNX Runtime's offline tools (transformers optimiser, quantisation:
+# export's, which needs PyTorch anyway; 10 MB) and, in the CPU build, its C API library
+# (libonnxruntime.so, 34 MB: the Python binding links ONNX Runtime in and never loads it).
+# Last, the installer itself: the runtime image installs nothing (about 20 MB less).
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \
-    && if [ "${ONNXRUNTIME}" = onnxruntime ]; then /opt/venv/bin/pip check; fi \
+    && if [ "${ONNXRUNTIME}" = onnxruntime ]; then /opt/venv/bin/pip check \
+        && rm /opt/venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*; fi \
     && /opt/venv/bin/pip uninstall --yes --quiet huggingface_hub hf-xet fsspec PyYAML tqdm \
         filelock httpx2 httpcore2 Pygments \
     && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \

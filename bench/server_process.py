@@ -13,13 +13,14 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from bench.common import ATTNSERVE, REPO_ROOT
+from bench.syscall_trace import strace_command
 
 
 def _limit_descriptors(limit: int) -> Callable[[], None]:
@@ -37,15 +38,17 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
-    """A running server: its URL, port and process."""
+    """A running server: its URL, port, the process started (strace, when traced) and the
+    server's own process id."""
 
     url: str
     port: int
     process: subprocess.Popen[bytes]
+    pid: int
 
     def rss_bytes(self) -> int:
         """Resident memory of the server process, from /proc (Linux)."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         raise RuntimeError("no VmRSS line")
@@ -53,7 +56,8 @@ class ServerProcess:
     def terminate(self, timeout_s: float = 60.0) -> int:
         """Sends SIGTERM and waits; returns the exit status."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            with suppress(ProcessLookupError):  # the server is gone; strace ends with it
+                os.kill(self.pid, signal.SIGTERM)
         return self.process.wait(timeout=timeout_s)
 
 
@@ -64,29 +68,37 @@ def serve(
     stderr: int | None = subprocess.DEVNULL,
     arguments: list[str] | None = None,
     descriptors: int | None = None,
+    trace: Path | None = None,
 ) -> Iterator[ServerProcess]:
     """Starts `attnserve serve [arguments]` on a free port with ATTNSERVE_* `environment` (and
-    at most `descriptors` open files, when given), waits for /readyz.
+    at most `descriptors` open files, when given; under strace into `trace`, when given: see
+    bench/syscall_trace.py), waits for /readyz.
 
     Leaves the process stopped (SIGTERM, then SIGKILL after 60 s) however the block ends.
     """
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ATTNSERVE_")},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ATTNSERVE_", "ORT_"))},
         "ATTNSERVE_HOST": "127.0.0.1",
         "ATTNSERVE_PORT": str(port),
         "ATTNSERVE_PROVIDERS": "cpu",
         **(environment or {}),
     }
     process = subprocess.Popen(
-        [ATTNSERVE, "serve", *(arguments or [])],
+        [*([] if trace is None else strace_command(trace)), ATTNSERVE, "serve", *(arguments or [])],
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=stderr,
         preexec_fn=None if descriptors is None else _limit_descriptors(descriptors),
     )
-    server = ServerProcess(f"http://127.0.0.1:{port}", port, process)
+    try:
+        pid = process.pid if trace is None else _traced_child(process, ready_timeout_s)
+    except RuntimeError:
+        process.kill()
+        process.wait()
+        raise
+    server = ServerProcess(f"http://127.0.0.1:{port}", port, process, pid)
     try:
         deadline = time.monotonic() + ready_timeout_s
         while True:
@@ -107,3 +119,15 @@ def serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _traced_child(strace: subprocess.Popen[bytes], timeout_s: float) -> int:
+    """The process strace started: its one child, once it has been forked."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        children = (Path(f"/proc/{strace.pid}/task/{strace.pid}/children").read_text()).split()
+        if children:
+            return int(children[0])
+        if strace.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"strace started no server (exit status {strace.returncode})")
+        time.sleep(0.01)

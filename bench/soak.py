@@ -1,14 +1,15 @@
 """Soak: a steady 70% of capacity for a long while; no errors, and memory that stays put.
 
     .venv/bin/python -m bench.soak [--seconds 600] [--load 0.7] [--capacity-seconds 20]
-                                   [--max-rss-growth-mb 50]
+                                   [--max-rss-growth-mb 50] [--trace]
 
 Starts `attnserve serve` on 127.0.0.1, measures the rate it sustains (closed loop, for
 CAPACITY_SECONDS), then offers LOAD times that rate (open loop) for SECONDS, sampling the
 server's RSS twice a second. RSS growth is measured from the end of the first tenth of the
-run (allocator arenas and caches fill up first) to the end. Exits 1 on any error or growth
-over the bound. Prints the figures and writes bench/results/soak.md. tests/test_load.py
-runs a short one.
+run (allocator arenas and caches fill up first) to the end. With --trace the server runs under
+strace (bench/syscall_trace.py) and any outbound connection or file written fails the soak too.
+Exits 1 on any error or growth over the bound. Prints the figures and writes
+bench/results/soak.md. tests/test_load.py runs a short one.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.load import TEXTS_PER_REQUEST, Phase, closed_loop, open_loop, request_body
 from bench.overload import write_results
 from bench.server_process import ServerProcess, serve
+from bench.syscall_trace import SyscallTrace
 
 MB = 1024 * 1024
 
@@ -47,9 +51,17 @@ class SoakRun:
         ]
 
 
-def run(seconds: float, load: float, capacity_seconds: float, model: str | None = None) -> SoakRun:
-    """The soak against the default model, or against `model` by name."""
-    with serve() as server:
+def run(
+    seconds: float,
+    load: float,
+    capacity_seconds: float,
+    model: str | None = None,
+    trace: Path | None = None,
+) -> SoakRun:
+    """The soak against the default model, or against `model` by name; under strace into
+    `trace`, when given."""
+    # as in the image, Python writes no bytecode cache: a file written is the server's own
+    with serve({"PYTHONDONTWRITEBYTECODE": "1"}, trace=trace) as server:
         url = (
             f"{server.url}/v1/predict"
             if model is None
@@ -83,12 +95,20 @@ def main() -> None:
     parser.add_argument("--load", type=float, default=0.7, help="fraction of the measured capacity")
     parser.add_argument("--capacity-seconds", type=float, default=20.0)
     parser.add_argument("--max-rss-growth-mb", type=float, default=50.0)
+    parser.add_argument(
+        "--trace", action="store_true", help="under strace: no outbound connection, no file written"
+    )
     args = parser.parse_args()
-    result = run(args.seconds, args.load, args.capacity_seconds)
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "strace.log" if args.trace else None
+        result = run(args.seconds, args.load, args.capacity_seconds, trace=log)
+        syscalls = None if log is None else SyscallTrace.read(log)
     passed = not result.soak.errors and not result.soak.rejected
     passed = passed and result.rss_growth_mb <= args.max_rss_growth_mb
+    passed = passed and (syscalls is None or not (syscalls.peers or syscalls.written))
     lines = [
         *result.lines(),
+        *([] if syscalls is None else [f"under strace: {syscalls.summary()}"]),
         f"{'PASS' if passed else 'FAIL'}: {len(result.soak.errors)} errors, "
         f"{len(result.soak.rejected)} rejected, RSS growth {result.rss_growth_mb:+.1f} MB "
         f"(bound {args.max_rss_growth_mb:g} MB)",

@@ -1,4 +1,5 @@
-"""Property-based fuzzing of every route against the app's own OpenAPI schema (schemathesis).
+"""Property-based fuzzing of every route against the app's own OpenAPI schema (schemathesis),
+over HTTP against the real server process (`attnserve serve`, every shipped model loaded).
 
 Each operation gets valid and invalid generated requests; every answer must be a non-5xx that
 conforms to the schema (status code, content type, headers, body), within SLOWEST_ANSWER_S,
@@ -17,22 +18,19 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from attnserve.service.app import create_app
+from bench.server_process import ServerProcess, serve
 from tests.conftest import REPO_ROOT, cpu_settings
 
-MIN_CASES = 1000
-EXAMPLES_PER_OPERATION = 200
+MIN_CASES = 5000
+EXAMPLES_PER_OPERATION = 500
 # A request that takes longer than this is a hang (inference on the shipped model takes ms).
 SLOWEST_ANSWER_S = 5.0
 
 CASES: Counter[str] = Counter()
 STATUSES: Counter[int] = Counter()
-SHIPPED_REPOSITORY = REPO_ROOT / "model_repository"
 SERVED_MODEL = "bilstm-additive"
 
 
-# Schemathesis runs the app's lifespan (the models load) on its first request, in its own
-# event loop, and keeps it for the rest of the process.
-APP = create_app(cpu_settings(SHIPPED_REPOSITORY, max_texts_per_request=8))
 # Schema-valid bodies the API refuses on purpose, each with a documented 4xx: a text without
 # tokens (422 empty_text), both or neither of text/texts (422: the schema cannot say "exactly
 # one"), a limit set at startup (413), a /v2 binary body that is not an inference request
@@ -46,7 +44,18 @@ CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
         }
     }
 )
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
+
+
+# The schema is the app's own (read without serving); the cases go to the server process.
+schema = schemathesis.openapi.from_dict(
+    create_app(cpu_settings(REPO_ROOT / "model_repository")).openapi(), config=CONFIG
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with serve({"ATTNSERVE_MAX_TEXTS_PER_REQUEST": "8"}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -75,7 +84,9 @@ def _report_cases(request: pytest.FixtureRequest) -> Iterator[None]:
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_input_makes_the_api_fail_or_break_its_schema(case: schemathesis.Case[Any]) -> None:
+def test_no_input_makes_the_api_fail_or_break_its_schema(
+    server: ServerProcess, case: schemathesis.Case[Any]
+) -> None:
     # Every other case names the served model (and version), so that the named routes'
     # bodies are fuzzed too, not only their 404 for an unknown name.
     if case.path_parameters and sum(CASES.values()) % 2 == 0:
@@ -83,7 +94,7 @@ def test_no_input_makes_the_api_fail_or_break_its_schema(case: schemathesis.Case
             "name": SERVED_MODEL,
             **({"version": "1"} if "version" in case.path_parameters else {}),
         }
-    response = case.call_and_validate()
+    response = case.call_and_validate(base_url=server.url)
     CASES[f"{case.method} {case.path}"] += 1
     STATUSES[response.status_code] += 1
     # No answer gives away the server's insides: no stack trace, no path on this machine.

@@ -122,12 +122,15 @@ def serve(
 
 
 def _traced_child(strace: subprocess.Popen[bytes], timeout_s: float) -> int:
-    """The process strace started: its one child, once it has been forked."""
+    """The server strace started: its child once it runs another program than strace (strace
+    forks short-lived children of its own at startup, to probe what the kernel supports)."""
     deadline = time.monotonic() + timeout_s
+    tracer = os.readlink(f"/proc/{strace.pid}/exe")
     while True:
-        children = (Path(f"/proc/{strace.pid}/task/{strace.pid}/children").read_text()).split()
-        if children:
-            return int(children[0])
+        for child in Path(f"/proc/{strace.pid}/task/{strace.pid}/children").read_text().split():
+            with suppress(FileNotFoundError):
+                if os.readlink(f"/proc/{child}/exe") != tracer:
+                    return int(child)
         if strace.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"strace started no server (exit status {strace.returncode})")
         time.sleep(0.01)

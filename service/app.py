@@ -137,6 +137,7 @@ def add_gateway(
         max_connections=settings.max_connections,
         timeout_s=settings.request_timeout_s,
         gzip_min_bytes=settings.gzip_min_bytes,
+        max_heads_in_flight=settings.max_heads_in_flight,
         api_keys=ApiKeys(digests) if digests else None,
         cors_origins=settings.cors_origins,
     )

@@ -25,6 +25,7 @@ ServiceError                 a request answered with `status_code`, `code`, mess
 │   └── QueueTooSlow         503  what waits would take longer than `max_queue_wait_s` to run
 ├── TooManyConnections       503  more connections are open than `max_connections`
 ├── BodiesOverBudget         503  request bodies being received fill `max_buffered_body_bytes`
+├── HeadsOverBudget          503  `max_heads_in_flight` `detail: heads` answers are under way
 └── InternalError            500  our bug; the details stay in the server log
 
 StartupError                 the service cannot start; raised before serving anything
@@ -254,6 +255,19 @@ class QueueTooSlow(Overloaded):
             },
         )
         self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class HeadsOverBudget(ServiceError):
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The server is busy: {limit} `detail: heads` answers are being computed or sent, "
+            "the most it holds at once. Retry after 1 s.",
+            {"limit": limit, "retry_after_s": 1},
+        )
+        self.headers = {"Retry-After": "1"}
 
 
 class TooManyConnections(ServiceError):

@@ -8,7 +8,8 @@
     capacity          a connection opened past `max_connections` is refused 503, but probes
     API key           when keys are configured: 401/403 before anything else is read
     deadline          past `request_timeout_s` the request is answered 503 `request_timeout`
-    admission         an inference request is refused 503 while its model's queue is full
+    admission         an inference request is refused 503 while its model's queue is full,
+                      and a `detail: heads` one while `max_heads_in_flight` are under way
     body limit        413 past `max_body_bytes`, from Content-Length or counted as it arrives;
                       503 while the bodies arriving fill `max_buffered_body_bytes`
     internal errors   an unexpected exception is logged and answered 500
@@ -36,6 +37,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from attnserve.artifact.graph import HEADS_OUTPUT
 from attnserve.service.admission import Admission
 from attnserve.service.auth import CHALLENGE, OPEN_PATHS, ApiKeys
 from attnserve.service.connections import ON_HEALTH_PORT, OVER_CAPACITY
@@ -43,6 +45,7 @@ from attnserve.service.error_responses import ErrorResponder, log_rejection
 from attnserve.service.errors import (
     BodiesOverBudget,
     BodyTooLarge,
+    HeadsOverBudget,
     InternalError,
     InvalidRequest,
     NotFound,
@@ -54,6 +57,7 @@ from attnserve.service.errors import (
 from attnserve.service.headers import add_missing, security_headers
 from attnserve.service.limits import BodyBudget, declared_too_large, read_body
 from attnserve.service.metrics import MODEL_STATE, Metrics
+from attnserve.service.predictor import Predictor
 from attnserve.service.registry import ModelRegistry
 from attnserve.service.request_id import HEADER, accepted_request_id, current_request_id
 from attnserve.service.route_label import route_template
@@ -171,6 +175,7 @@ class Gateway:
         max_connections: int,
         timeout_s: float,
         gzip_min_bytes: int,
+        max_heads_in_flight: int,
         api_keys: ApiKeys | None = None,
         cors_origins: list[str] | None = None,
     ) -> None:
@@ -185,6 +190,8 @@ class Gateway:
         self.max_connections = max_connections
         self.timeout_s = timeout_s
         self.gzip_min_bytes = gzip_min_bytes
+        self.max_heads_in_flight = max_heads_in_flight
+        self.heads_in_flight = 0
         self.api_keys = api_keys
         self.guarded: ASGIApp = self._guarded
         if cors_origins:
@@ -334,8 +341,34 @@ class Gateway:
             request = PredictRequest.model_validate_json(body)
         except ValidationError:
             return False
+        predictor_name = path_params.get("name")
+        if request.detail != HEADS_OUTPUT:
+            await self._answer(request, registry.get, predictor_name, scope, receive, send)
+            return True
+        if self.heads_in_flight >= self.max_heads_in_flight:
+            error = HeadsOverBudget(self.max_heads_in_flight)
+            log_rejection(scope["path"], error)
+            await self.responder.response(error, scope, error.headers)(scope, receive, send)
+            return True
+        self.heads_in_flight += 1
         try:
-            predictor = registry.get(path_params.get("name"))
+            await self._answer(request, registry.get, predictor_name, scope, receive, send)
+        finally:
+            self.heads_in_flight -= 1
+        return True
+
+    async def _answer(
+        self,
+        request: PredictRequest,
+        predictor_named: Callable[[str | None], Predictor],
+        name: str | None,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Predicts, encodes and sends the answer (or the error) to a decoded request."""
+        try:
+            predictor = predictor_named(name)
             prediction = predictor.predict(request.all_texts(), request.detail)
             if predictor.runner.expected_wait_ms() < WATCH_CLIENT_AFTER_MS:
                 predictions = await prediction
@@ -343,11 +376,11 @@ class Gateway:
                 # it will wait in a queue: if the client leaves meanwhile, its texts leave too
                 predictions = await _unless_client_leaves(prediction, receive)
         except ClientGone:
-            return True
+            return
         except ServiceError as error:
             log_rejection(scope["path"], error)
             await self.responder.response(error, scope, error.headers)(scope, receive, send)
-            return True
+            return
         start = time.perf_counter()
         payload = await encoded_off_the_loop(predictions)
         timings = predictions.timings.plus_postprocess((time.perf_counter() - start) * 1000.0)
@@ -360,7 +393,6 @@ class Gateway:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-        return True
 
     def _model(self, scope: Scope) -> str:
         """The model that answered (set by the route), or the served model named in the path."""

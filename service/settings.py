@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     """Most self-attention weights one `detail: heads` request may ask for, over its texts
     (layers x heads x tokens x tokens each; 413 above): about 20 MB of JSON."""
 
+    max_heads_in_flight: int = Field(default=2, ge=1)
+    """Most `detail: heads` requests a process computes, encodes and sends at once (503
+    `overloaded` with Retry-After above): their answers are megabytes each, and a slow reader
+    keeps its answer in the server's memory until it has read it."""
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     """Largest request body accepted, checked before parsing (413 above)."""
 
@@ -129,8 +134,8 @@ class Settings(BaseSettings):
 
     batch_max_sizes: dict[str, int] = {}
     """Per-model `batch_max_size`, as a JSON object (`{"name": size}`), over the model's own
-    serving hint (its manifest's `serving.max_batch_size`: 1 for the pretrained encoder, which
-    pays more for padding than it saves by batching) and over `batch_max_size`."""
+    serving hint (its manifest's `serving.max_batch_size`: 8 for the pretrained encoder, whose
+    larger batches pay more for padding than they save) and over `batch_max_size`."""
 
     batch_max_delay_ms: float = Field(default=0.0, ge=0.0)
     """Longest a batch waits for more texts once one is queued; 0 takes only what is waiting."""

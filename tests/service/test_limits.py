@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from attnserve.service.app import create_app
 from tests.conftest import cpu_settings
+from tests.live_server import serve
 
 LIMIT = 256
 TOO_LARGE = {
@@ -65,3 +67,23 @@ async def test_a_streamed_body_is_counted_as_it_arrives(
     assert response.status_code == status
     if status == 413:
         assert response.json() == TOO_LARGE
+
+
+def test_heads_answers_past_the_in_flight_bound_are_refused_503_then_served_again(
+    shipped_repository: Path,
+) -> None:
+    app = create_app(cpu_settings(shipped_repository, max_heads_in_flight=1))
+    body = {"texts": [" ".join(["great battery"] * 40)] * 4, "detail": "heads"}
+    with serve(app) as url, ThreadPoolExecutor(8) as pool:
+        route = f"{url}/v1/models/transformer/predict"
+        answers = list(pool.map(lambda _: httpx.post(route, json=body, timeout=60), range(8)))
+        after = httpx.post(route, json=body, timeout=60)
+
+    statuses = sorted(answer.status_code for answer in answers)
+    refused = [answer for answer in answers if answer.status_code == 503]
+    assert statuses[0] == 200 and refused, statuses
+    for answer in refused:
+        assert answer.headers["retry-after"] == "1"
+        assert answer.json()["error"]["code"] == "overloaded"
+        assert answer.json()["error"]["details"] == {"limit": 1, "retry_after_s": 1}
+    assert after.status_code == 200 and len(after.json()["predictions"][0]["heads"]) == 2

@@ -11,7 +11,9 @@ import asyncio
 import json
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,24 +28,32 @@ DATA = (
 TEXTS_PER_REQUEST = 64
 
 
-def request_body(texts: int = TEXTS_PER_REQUEST, sentences_per_text: int = 1) -> bytes:
-    """`{"texts": [...]}`: review sentences of the shipped data, `sentences_per_text` to a text."""
+def request_body(
+    texts: int = TEXTS_PER_REQUEST, sentences_per_text: int = 1, detail: str | None = None
+) -> bytes:
+    """`{"texts": [...]}`: review sentences of the shipped data, `sentences_per_text` to a text
+    (and `"detail"`, when given)."""
     lines = DATA.read_text(encoding="utf-8").splitlines()
     pool = [line.split("\t")[0] for line in lines if "\t" in line]
     n = sentences_per_text
-    return json.dumps(
-        {"texts": [" ".join(pool[(i * n + j) % len(pool)] for j in range(n)) for i in range(texts)]}
-    ).encode()
+    body: dict[str, object] = {
+        "texts": [" ".join(pool[(i * n + j) % len(pool)] for j in range(n)) for i in range(texts)]
+    }
+    if detail is not None:
+        body["detail"] = detail
+    return json.dumps(body).encode()
 
 
 @dataclass
 class Outcome:
-    """One request: HTTP status (0: transport error), seconds taken, and its Retry-After."""
+    """One request: HTTP status (0: transport error), seconds taken, its Retry-After and, for
+    an error answer, the code its body gives (`overloaded`, `request_timeout`...)."""
 
     status: int
     seconds: float
     retry_after: str | None = None
     error: str | None = None
+    code: str | None = None
 
     @property
     def kind(self) -> str:
@@ -77,6 +87,10 @@ class Phase:
     def errors(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.kind == "error"]
 
+    def codes(self) -> Counter[str]:
+        """How many answers gave each error code."""
+        return Counter(o.code for o in self.outcomes if o.code is not None)
+
     def summary(self) -> str:
         return (
             f"{self.name}: offered {self.offered_rps:.0f} req/s for {self.seconds:.0f} s, "
@@ -84,6 +98,7 @@ class Phase:
             f"(p50 {_ms(percentile(self.ok, 50))}, p99 {_ms(percentile(self.ok, 99))}), "
             f"{len(self.rejected)} rejected with Retry-After "
             f"(p99 {_ms(percentile(self.rejected, 99))}), {len(self.errors)} errors"
+            + (f"; error codes {dict(sorted(self.codes().items()))}" if self.codes() else "")
             + (
                 f" {sorted({o.error or str(o.status) for o in self.errors})[:3]}"
                 if self.errors
@@ -119,9 +134,12 @@ async def _send(client: httpx.AsyncClient, url: str, body: bytes) -> Outcome:
         await response.aread()
     except httpx.HTTPError as error:
         return Outcome(0, time.perf_counter() - start, error=type(error).__name__)
-    return Outcome(
-        response.status_code, time.perf_counter() - start, response.headers.get("retry-after")
-    )
+    seconds = time.perf_counter() - start
+    code = None
+    if response.status_code != 200:
+        with suppress(ValueError, KeyError, TypeError):
+            code = str(response.json()["error"]["code"])
+    return Outcome(response.status_code, seconds, response.headers.get("retry-after"), code=code)
 
 
 def _client(max_connections: int) -> httpx.AsyncClient:

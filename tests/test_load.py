@@ -42,6 +42,26 @@ def test_overload_is_refused_fast_and_accepted_requests_stay_bounded() -> None:
     assert (len(recovery.ok), recovery.errors) == (len(recovery.outcomes), [])
 
 
+def test_heads_under_overload_are_admitted_only_when_they_can_be_answered_in_time() -> None:
+    # every layer's self-attention maps of the transformer: megabytes of JSON an answer
+    run = overload.run(
+        factor=4,
+        seconds=4,
+        capacity_seconds=3,
+        environment={"ATTNSERVE_BATCH_QUEUE_TEXTS": str(QUEUE_TEXTS)},
+        model="transformer",
+        detail="heads",
+    )
+    print("\n" + "\n".join(run.lines()))
+    over = run.overload
+
+    assert over.errors == [] and len(over.ok) > 0
+    assert run.timed_out == 0, run.overload.codes()  # admitted means answered in time
+    assert len(over.rejected) > 0 and set(over.codes()) == {"overloaded"}
+    assert (percentile(over.rejected, 99) or 0) < (percentile(over.ok, 50) or 0)
+    assert max(over.rss_mb) < 2.5 * run.idle_rss_mb  # 1.92x in bench.overload's 15 s run
+
+
 def test_a_short_soak_has_no_errors_and_flat_memory() -> None:
     # the fast word model: enough requests in 8 s to see errors and memory move (the default
     # encoder serves 64-text requests a few times a second on 2 cores)

@@ -1,7 +1,7 @@
 """Soak: a steady 70% of capacity for a long while; no errors, and memory that stays put.
 
     .venv/bin/python -m bench.soak [--seconds 600] [--load 0.7] [--capacity-seconds 20]
-                                   [--max-rss-growth-mb 50] [--trace]
+                                   [--max-rss-growth-mb 50] [--trace] [--model NAME]
 
 Starts `attnserve serve` on 127.0.0.1, measures the rate it sustains (closed loop, for
 CAPACITY_SECONDS), then offers LOAD times that rate (open loop) for SECONDS, sampling the
@@ -33,6 +33,7 @@ MB = 1024 * 1024
 class SoakRun:
     capacity: Phase
     soak: Phase
+    model: str | None  # None: the repository's default
 
     @property
     def rss_growth_mb(self) -> float:
@@ -42,7 +43,7 @@ class SoakRun:
     def lines(self) -> list[str]:
         samples = self.soak.rss_mb
         return [
-            f"requests of {TEXTS_PER_REQUEST} texts",
+            f"requests of {TEXTS_PER_REQUEST} texts to {self.model or 'the default model'}",
             self.capacity.summary(),
             self.soak.summary(),
             f"server RSS after the first tenth {samples[len(samples) // 10]:.1f} MB, "
@@ -67,12 +68,13 @@ def run(
             if model is None
             else f"{server.url}/v1/models/{model}/predict"
         )
-        return asyncio.run(_phases(server, url, seconds, load, capacity_seconds))
+        capacity, soak = asyncio.run(_phases(server, url, seconds, load, capacity_seconds))
+    return SoakRun(capacity, soak, model)
 
 
 async def _phases(
     server: ServerProcess, url: str, seconds: float, load: float, capacity_s: float
-) -> SoakRun:
+) -> tuple[Phase, Phase]:
     # 64-text requests: the server, not the load client on the same cores, is what is measured.
     # With 8-text ones the client's work grew with the connections it held, and a rate the
     # server sustained for 5 s in a closed loop was more than it sustained for minutes.
@@ -86,7 +88,7 @@ async def _phases(
     soak = await open_loop(
         f"soak at {load:.0%}", url, body, load * capacity.offered_rps, seconds, rss
     )
-    return SoakRun(capacity, soak)
+    return capacity, soak
 
 
 def main() -> None:
@@ -98,10 +100,11 @@ def main() -> None:
     parser.add_argument(
         "--trace", action="store_true", help="under strace: no outbound connection, no file written"
     )
+    parser.add_argument("--model", help="a model of the repository by name (default: its default)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         log = Path(scratch) / "strace.log" if args.trace else None
-        result = run(args.seconds, args.load, args.capacity_seconds, trace=log)
+        result = run(args.seconds, args.load, args.capacity_seconds, args.model, log)
         syscalls = None if log is None else SyscallTrace.read(log)
     passed = not result.soak.errors and not result.soak.rejected
     passed = passed and result.rss_growth_mb <= args.max_rss_growth_mb

@@ -1,8 +1,9 @@
 """The whole benchmark suite, then BENCHMARKS.md: `.venv/bin/python -m bench`.
 
-Runs bench.startup, bench.inprocess and bench.http, for the default model and for the
-pretrained encoder, then bench.score_file and bench.grpc (HTTP and gRPC side by side; each
-also runs alone, see its docstring), and writes their figures into BENCHMARKS.md with
+Runs bench.startup, bench.inprocess and bench.http, for bilstm-additive (the fastest model:
+the request path's figures) and for the repository's default, the pretrained encoder, then
+bench.score_file and bench.grpc (HTTP and gRPC side by side; each also runs alone, see its
+docstring), and writes their figures into BENCHMARKS.md with
 bench.report. Takes about 25 minutes on 2 cores, and bench.grpc 2 more (more where the
 encoder's run must be fine-tuned first). Needs `wrk` and `h2load` (Debian: apt-get install wrk
 nghttp2-client) and the train extra (the PyTorch side). bench.tune, which chose the batching

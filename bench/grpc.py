@@ -205,7 +205,7 @@ class Load:
         """requests/s, mean latency in ms, and the requests that failed."""
         json_body, grpc_message = self.bodies
         if protocol == "HTTP":
-            url = f"{self.server.url}/v1/predict"
+            url = f"{self.server.url}/v1/models/{MODEL}/predict"  # the model gRPC names
             figures = wrk(url, json_body, self.scenario.concurrency, seconds)
             return {
                 "requests_per_s": figures["requests_per_s"],

@@ -2,22 +2,25 @@
 
     .venv/bin/python -m bench.http [--rounds 3] [--seconds 5] [--model-dir DIR --run-dir DIR]
 
-Every server is started once; each round runs every scenario against every server in turn
+Every server is started once (attnserve also on granian, where granian is installed:
+`pip install granian`; BENCHMARKS.md keeps that comparison apart, from `--results
+http-granian.json`); each round runs every scenario against every server in turn
 (so drifts of a noisy machine hit them all alike), driven by `wrk` with bench/wrk/post.lua.
 Prints each run, then the medians, and writes bench/results/http.json (for another model
 than the default, http-NAME.json: attnserve serves the whole repository with NAME as its
 default). Needs `wrk` (Debian: apt-get install wrk) and, for the naive server, the train
-extra and a trained run (trained with seed 13 where it is missing).
+extra and a trained run (trained with seed 13 where it is missing; `--only` without naive
+needs neither).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from attnserve.service.server import APP_FACTORY
 from bench.common import (
     ATTNSERVE,
     DEFAULT_MODEL_DIR,
@@ -41,6 +45,7 @@ from bench.common import (
     median_figures,
     sentences,
 )
+from bench.server_process import free_port
 
 LUA = REPO_ROOT / "bench" / "wrk" / "post.lua"
 
@@ -72,6 +77,11 @@ def server_commands(model_dir: Path, run_dir: Path, workers: int) -> dict[str, l
         "naive": [*uvicorn, "bench.servers.naive:create_app"],
         "plain": [*uvicorn, "bench.servers.plain:create_app"],
     }
+    if importlib.util.find_spec("granian") is not None:
+        # the same app on another ASGI server (uvicorn's connection bounds and drain aside)
+        granian = [str(Path(sys.executable).parent / "granian"), "--interface", "asgi"]
+        granian += ["--factory", "--loop", "uvloop", "--no-ws", "--log-level", "warning"]
+        commands["attnserve on granian"] = [*granian, APP_FACTORY]
     if workers > 1:
         more = ["--workers", str(workers)]
         commands[f"attnserve --workers {workers}"] = [ATTNSERVE, "serve", *more]
@@ -80,16 +90,10 @@ def server_commands(model_dir: Path, run_dir: Path, workers: int) -> dict[str, l
     return commands
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def running(command: list[str], env: dict[str, str]) -> Iterator[str]:
     """Starts a server on a free port, waits until it answers a prediction; yields its URL."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [*command, "--port", str(port)],
         env={**os.environ, **env},
@@ -172,14 +176,18 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
     parser.add_argument("--only", nargs="*", help="servers to run (default: all)")
+    parser.add_argument("--results", help="the file under bench/results (default: http*.json)")
     args = parser.parse_args()
     started_on = machine()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     model = args.model_dir.resolve().parent.name
-    ensure_run(
-        args.run_dir, json.loads((args.model_dir / "manifest.json").read_text())["architecture"]
-    )
+    commands = server_commands(args.model_dir, args.run_dir, args.workers)
+    if args.only:
+        commands = {name: commands[name] for name in args.only}
+    if "naive" in commands:  # the PyTorch checkpoint it serves comes from a training run
+        architecture = json.loads((args.model_dir / "manifest.json").read_text())["architecture"]
+        ensure_run(args.run_dir, architecture)
     env = {
         "ATTNSERVE_LOG_LEVEL": "warning",
         "ATTNSERVE_MODEL_REPOSITORY": str(args.model_dir.parent.parent),
@@ -187,9 +195,6 @@ def main() -> None:
         "BENCH_MODEL_DIR": str(args.model_dir),
         "BENCH_RUN_DIR": str(args.run_dir),
     }
-    commands = server_commands(args.model_dir, args.run_dir, args.workers)
-    if args.only:
-        commands = {name: commands[name] for name in args.only}
     RESULTS.mkdir(parents=True, exist_ok=True)
     bodies = write_bodies(Path(tempfile.mkdtemp(prefix="bench-bodies-")))
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
@@ -233,7 +238,9 @@ def main() -> None:
                 f"{m['sentences_per_s']:9.0f} sentences/s  "
                 f"p50 {m['p50_ms']:7.2f} ms  p99 {m['p99_ms']:7.2f} ms"
             )
-    results = "http.json" if args.model_dir.resolve() == DEFAULT_MODEL_DIR else f"http-{model}.json"
+    results = args.results or (
+        "http.json" if args.model_dir.resolve() == DEFAULT_MODEL_DIR else f"http-{model}.json"
+    )
     (RESULTS / results).write_text(
         json.dumps(
             {

@@ -24,14 +24,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, machine
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bench.server_process import free_port
 
 
 def _rss_mb(pid: int) -> float:
@@ -49,7 +42,7 @@ def _cpu_s(pid: int) -> float:
 
 def cold_start(repository: Path, timeout_s: float = 60.0) -> dict[str, float]:
     """Starts a server, waits for readiness and a first prediction, reads its RSS, stops it."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     start = time.monotonic()
     process = subprocess.Popen(

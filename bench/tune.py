@@ -1,11 +1,12 @@
 """Chooses the batching defaults: attnserve under several settings, interleaved, over HTTP.
 
-    .venv/bin/python -m bench.tune [--rounds 3] [--seconds 4]
+    .venv/bin/python -m bench.tune [--rounds 3] [--seconds 4] [--model NAME] [--out NAME]
 
-Every variant changes one setting from the defaults and states it. Each round serves the
-default model once per setting and drives it with wrk at 1 and 32 connections with single
-texts, and with 64-text requests. Prints each run and the medians, and writes
-bench/results/tune.json.
+Every variant changes one setting from the defaults and states it (a batch size, for the model
+tuned: over its manifest's serving hint too). Each round serves the repository's default model
+(or --model, as the default) once per setting and drives it with wrk at 1 and 32 connections
+with single texts, and with 64-text requests. Prints each run and the medians, and writes
+bench/results/OUT.json (tune.json).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from bench.http import SCENARIOS, running, write_bodies, wrk
 VARIANTS: dict[str, dict[str, str]] = {
     "defaults": {},
     "no batching": {"ATTNSERVE_BATCHING": "false"},
-    "max 8": {"ATTNSERVE_BATCH_MAX_SIZE": "8"},
-    "max 16": {"ATTNSERVE_BATCH_MAX_SIZE": "16"},
-    "max 64": {"ATTNSERVE_BATCH_MAX_SIZE": "64"},
+    "max 8": {"ATTNSERVE_BATCH_MAX_SIZES": "8"},
+    "max 16": {"ATTNSERVE_BATCH_MAX_SIZES": "16"},
+    "max 64": {"ATTNSERVE_BATCH_MAX_SIZES": "64"},
     "delay 1 ms": {"ATTNSERVE_BATCH_MAX_DELAY_MS": "1"},
     "1 ORT thread": {"ATTNSERVE_INTRA_OP_THREADS": "1"},
     "spinning": {"ATTNSERVE_INTRA_OP_SPINNING": "true"},
@@ -41,15 +42,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--only", nargs="*", help="variants to run (default: all)")
     parser.add_argument("--out", default="tune", help="results file: bench/results/OUT.json")
+    parser.add_argument("--model", help="the model tuned (default: the repository's default)")
     args = parser.parse_args()
+    repository = DEFAULT_MODEL_DIR.parent.parent
+    model = args.model or (repository / "default_model.txt").read_text().strip()
     started_on = machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
     bodies = write_bodies(Path(tempfile.mkdtemp(prefix="bench-bodies-")))
     base = {
         "ATTNSERVE_LOG_LEVEL": "warning",
-        "ATTNSERVE_MODEL_REPOSITORY": str(DEFAULT_MODEL_DIR.parent.parent),
+        "ATTNSERVE_MODEL_REPOSITORY": str(repository),
+        "ATTNSERVE_DEFAULT_MODEL": model,
     }
-    variants = {name: VARIANTS[name] for name in args.only} if args.only else VARIANTS
+    variants = {
+        name: {
+            key: json.dumps({model: int(value)}) if key == "ATTNSERVE_BATCH_MAX_SIZES" else value
+            for key, value in VARIANTS[name].items()
+        }
+        for name in (args.only or VARIANTS)
+    }
     scenarios = [s for s in SCENARIOS if s.connections != 128 and s.body != "texts"]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         s.name: {v: [] for v in variants} for s in scenarios
@@ -91,6 +102,7 @@ def main() -> None:
                 "command": " ".join(["python -m bench.tune", *sys.argv[1:]]),
                 "machine": started_on,
                 "rounds": args.rounds,
+                "model": model,
                 "variants": variants,
                 "medians": medians,
             },

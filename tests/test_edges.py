@@ -212,7 +212,7 @@ def _batch_texts(server: ServerProcess, model: str) -> float:
 
 
 def test_requests_whose_clients_left_are_dropped_from_the_slowest_models_queue() -> None:
-    model = "minilm-attention"  # the slowest shipped model: a text at a time
+    model = "minilm-attention"  # the slowest shipped model
     body = json.dumps({"texts": ["The battery lasts all day, the screen is sharp."] * 64})
     with serve() as running:
         abandoned = []

@@ -173,7 +173,7 @@ def test_concurrent_requests_through_the_app_answer_as_unbatched_ones(
 def test_a_full_queue_is_503_with_retry_after_and_the_error_body(
     shipped_repository: Path,
 ) -> None:
-    # batches of more than one text wait out the delay (the default's own hint is one a batch)
+    # batches of up to 32 texts wait out the delay, whatever the default's own hint
     settings = cpu_settings(
         shipped_repository,
         batch_max_delay_ms=1000,
@@ -271,7 +271,7 @@ def test_a_models_own_batch_size_overrides_the_default(shipped_repository: Path)
     assert sizes["lstm"] == 1
     assert sizes["bilstm-additive"] == settings.batch_max_size
     # the pretrained encoder's own serving hint, from its manifest
-    assert sizes["minilm-attention"] == 1
+    assert sizes["minilm-attention"] == 8
     assert answer.status_code == 200
     assert len(answer.json()["predictions"]) == len(TEXTS)
 

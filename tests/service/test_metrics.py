@@ -25,8 +25,8 @@ SHIPPED_MODELS = len(find_models(REPO_ROOT / "model_repository"))
 @pytest.fixture
 def fresh_client(shipped_repository: Path) -> Iterator[TestClient]:
     """An app of its own, so its counters start at zero."""
-    # the default runs a text at a time unless told otherwise (its serving hint): batches of
-    # up to 8 texts, so that each request here is one batch
+    # batches of up to 8 texts, whatever the default's serving hint, so that each request here
+    # is one batch
     settings = cpu_settings(shipped_repository, max_body_bytes=2000, batch_max_sizes={MODEL: 8})
     with TestClient(create_app(settings)) as client:
         yield client

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shlex
+import statistics
 import sys
-from dataclasses import dataclass
+import tempfile
+from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,6 +43,8 @@ class OverloadRun:
     recovery: Phase
     factor: float
     idle_rss_mb: float
+    # how long each 503 took by the server's own `request_finished` lines (milliseconds)
+    server_refusals_ms: list[float] = field(default_factory=list)
 
     @property
     def timed_out(self) -> int:
@@ -57,6 +63,8 @@ class OverloadRun:
             f"{self.idle_rss_mb:.0f} MB, at most {peak:.0f} MB "
             f"({peak / self.idle_rss_mb:.2f}x idle)",
             f"admitted and then timed out (request_timeout): {self.timed_out}",
+            f"refusals by the server's clock (request_finished): {len(self.server_refusals_ms)}, "
+            f"p99 {_p99(self.server_refusals_ms):.1f} ms",
         ]
 
 
@@ -68,13 +76,36 @@ def run(
     model: str | None = None,
     detail: str | None = None,
 ) -> OverloadRun:
-    with serve(environment) as server:
-        url = (
-            f"{server.url}/v1/predict"
-            if model is None
-            else f"{server.url}/v1/models/{model}/predict"
-        )
-        return asyncio.run(_phases(server, url, factor, seconds, capacity_seconds, detail))
+    with tempfile.TemporaryFile() as log:
+        with serve(environment, stderr=log.fileno()) as server:
+            url = (
+                f"{server.url}/v1/predict"
+                if model is None
+                else f"{server.url}/v1/models/{model}/predict"
+            )
+            result = asyncio.run(_phases(server, url, factor, seconds, capacity_seconds, detail))
+        log.seek(0)
+        result.server_refusals_ms = _refusal_durations(log.read().decode(errors="replace"))
+    return result
+
+
+def _refusal_durations(log: str) -> list[float]:
+    """duration_ms of the server's `request_finished` lines for 503 answers."""
+    durations = []
+    for line in log.splitlines():
+        with suppress(ValueError):
+            event = json.loads(line)
+            if event.get("event") == "request_finished" and event.get("status") == 503:
+                durations.append(float(event["duration_ms"]))
+    return durations
+
+
+def _p99(values: list[float]) -> float:
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[98]
+        if len(values) > 1
+        else (values[0] if values else 0.0)
+    )
 
 
 def overload_body(detail: str | None) -> bytes:

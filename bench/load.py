@@ -113,12 +113,17 @@ class Phase:
 
 
 def percentile(outcomes: list[Outcome], q: float) -> float | None:
-    if not outcomes:
+    """The q-th percentile of the outcomes' seconds; None for none."""
+    return percentile_of([o.seconds for o in outcomes], q)
+
+
+def percentile_of(values: list[float], q: float) -> float | None:
+    """The q-th percentile of `values` (inclusive method); None for none."""
+    if not values:
         return None
-    times = sorted(o.seconds for o in outcomes)
-    if len(times) == 1:
-        return times[0]
-    return statistics.quantiles(times, n=100, method="inclusive")[int(q) - 1]
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def _ms(seconds: float | None) -> str:

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import shlex
-import statistics
 import sys
 import tempfile
 from contextlib import suppress
@@ -29,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import machine
-from bench.load import Phase, closed_loop, open_loop, percentile, request_body
+from bench.load import Phase, closed_loop, open_loop, percentile, percentile_of, request_body
 from bench.server_process import ServerProcess, serve
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -64,7 +63,7 @@ class OverloadRun:
             f"({peak / self.idle_rss_mb:.2f}x idle)",
             f"admitted and then timed out (request_timeout): {self.timed_out}",
             f"refusals by the server's clock (request_finished): {len(self.server_refusals_ms)}, "
-            f"p99 {_p99(self.server_refusals_ms):.1f} ms",
+            f"p99 {percentile_of(self.server_refusals_ms, 99) or 0.0:.1f} ms",
         ]
 
 
@@ -98,14 +97,6 @@ def _refusal_durations(log: str) -> list[float]:
             if event.get("event") == "request_finished" and event.get("status") == 503:
                 durations.append(float(event["duration_ms"]))
     return durations
-
-
-def _p99(values: list[float]) -> float:
-    return (
-        statistics.quantiles(values, n=100, method="inclusive")[98]
-        if len(values) > 1
-        else (values[0] if values else 0.0)
-    )
 
 
 def overload_body(detail: str | None) -> bytes:

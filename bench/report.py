@@ -40,6 +40,12 @@ def _ratio(value: float, reference: float) -> str:
     return f"{value / reference:.2f}x" if reference else "n/a"
 
 
+def _with_workers_of(server: str, name: str) -> str:
+    """`server` with as many workers as `name`: ("floor", "attnserve --workers 2") ->
+    "floor --workers 2"."""
+    return "".join((server, *name.partition(" --workers")[1:]))
+
+
 def http_section(http: dict[str, Any], title: str | None = None) -> list[str]:
     title = title or f"Over HTTP, {http['model']}"
     lines = [
@@ -57,8 +63,7 @@ def http_section(http: dict[str, Any], title: str | None = None) -> list[str]:
     for scenario, servers in http["medians"].items():
         naive = servers.get("naive", {}).get("sentences_per_s", 0.0)
         for name, m in servers.items():
-            workers = name.partition(" --workers")[1:]
-            floor = servers.get("".join(("floor", *workers)), {}).get("sentences_per_s", 0.0)
+            floor = servers.get(_with_workers_of("floor", name), {}).get("sentences_per_s", 0.0)
             lines.append(
                 f"| {scenario} | {name} | {m['requests_per_s']:.0f} | {m['sentences_per_s']:.0f} "
                 f"| {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {_ratio(m['sentences_per_s'], floor)} "
@@ -243,7 +248,7 @@ def encoder_goal_rows(http: dict[str, Any]) -> list[str]:
         )
     for name in (n for n in at32 if n.startswith("attnserve")):
         # the plain server with as many workers, where it ran so
-        plain = at32.get("".join(("plain", *name.partition(" --workers")[1:])), at32["plain"])
+        plain = at32.get(_with_workers_of("plain", name), at32["plain"])
         times = at32[name]["requests_per_s"] / plain["requests_per_s"]
         p99, plain_p99 = at32[name]["p99_ms"], plain["p99_ms"]
         rows += [

@@ -57,7 +57,6 @@ from attnserve.service.errors import (
 from attnserve.service.headers import add_missing, security_headers
 from attnserve.service.limits import BodyBudget, declared_too_large, read_body
 from attnserve.service.metrics import MODEL_STATE, Metrics
-from attnserve.service.predictor import Predictor
 from attnserve.service.registry import ModelRegistry
 from attnserve.service.request_id import HEADER, accepted_request_id, current_request_id
 from attnserve.service.route_label import route_template
@@ -341,26 +340,23 @@ class Gateway:
             request = PredictRequest.model_validate_json(body)
         except ValidationError:
             return False
-        predictor_name = path_params.get("name")
-        if request.detail != HEADS_OUTPUT:
-            await self._answer(request, registry.get, predictor_name, scope, receive, send)
-            return True
-        if self.heads_in_flight >= self.max_heads_in_flight:
+        heads = request.detail == HEADS_OUTPUT
+        if heads and self.heads_in_flight >= self.max_heads_in_flight:
             error = HeadsOverBudget(self.max_heads_in_flight)
             log_rejection(scope["path"], error)
             await self.responder.response(error, scope, error.headers)(scope, receive, send)
             return True
-        self.heads_in_flight += 1
+        self.heads_in_flight += heads
         try:
-            await self._answer(request, registry.get, predictor_name, scope, receive, send)
+            await self._answer(request, registry, path_params.get("name"), scope, receive, send)
         finally:
-            self.heads_in_flight -= 1
+            self.heads_in_flight -= heads
         return True
 
     async def _answer(
         self,
         request: PredictRequest,
-        predictor_named: Callable[[str | None], Predictor],
+        registry: ModelRegistry,
         name: str | None,
         scope: Scope,
         receive: Receive,
@@ -368,7 +364,7 @@ class Gateway:
     ) -> None:
         """Predicts, encodes and sends the answer (or the error) to a decoded request."""
         try:
-            predictor = predictor_named(name)
+            predictor = registry.get(name)
             prediction = predictor.predict(request.all_texts(), request.detail)
             if predictor.runner.expected_wait_ms() < WATCH_CLIENT_AFTER_MS:
                 predictions = await prediction

@@ -5,7 +5,7 @@ served probabilities mean what they say (Guo et al., 2017).
 
 Dividing the logits by T > 0 never changes which label is most probable, only how sure the
 answer sounds. Export fits T (export/calibration.py) and records it in the manifest; the
-service applies it to every answer (service/predictor.py). The expected calibration error
+service applies it to every batch it runs (service/inference.py). The expected calibration error
 (ECE) compares confidence with accuracy in equal-width bins of confidence.
 """
 

@@ -167,7 +167,8 @@ class Batcher:
             self._queued_texts -= waiting.rows
 
     async def close(self) -> None:
-        """Stops the worker; requests still queued are answered ModelNotReady."""
+        """Stops the worker and the session's threads; requests still queued are answered
+        ModelNotReady."""
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -178,6 +179,7 @@ class Batcher:
             if not waiting.future.done():
                 waiting.future.set_exception(ModelNotReady())
         self._queued_texts = 0
+        await self.runner.close()
 
     def _ensure_worker(self) -> None:
         # Started by the first request, so it lives on the loop that serves requests.

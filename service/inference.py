@@ -1,4 +1,5 @@
-"""One ONNX Runtime session, run off the event loop: a padded batch in, the graph's outputs out.
+"""One ONNX Runtime session, run off the event loop: a padded batch in, the graph's outputs out,
+its probabilities calibrated.
 
 `SessionRunner` is the innermost link of a model's runner chain (service/registry.py builds
 it): the batcher in front of it merges requests, and the predictor only sees `Runner`.
@@ -7,6 +8,10 @@ it): the batcher in front of it merges requests, and the predictor only sees `Ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +20,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from attnserve.artifact.calibration import temperature_scaled
 from attnserve.artifact.graph import HEADS_OUTPUT, OUTPUT_NAMES, PaddedBatch
 from attnserve.service.errors import Overloaded
 from attnserve.service.onnxruntime_env import onnxruntime as ort
@@ -57,13 +63,41 @@ class Runner(Protocol):
     async def close(self) -> None: ...
 
 
-class SessionRunner:
-    """Runs one session; each call computes in a worker thread (ONNX Runtime releases the GIL,
-    so it runs in parallel with the event loop)."""
+# Threads a session computes in: as many as asyncio's default executor would start.
+INFERENCE_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
-    def __init__(self, session: ort.InferenceSession, observe: BatchObserver | None = None):
+
+@dataclass(frozen=True)
+class _Job:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[GraphOutputs]
+    batch: PaddedBatch
+    heads: bool
+
+
+class SessionRunner:
+    """Runs one session; each call computes in one of the session's own threads (ONNX Runtime
+    releases the GIL, so it runs in parallel with the event loop).
+
+    The threads take jobs from one queue and hand each answer back with one
+    `call_soon_threadsafe`: a cheaper round trip than `asyncio.to_thread`'s executor, whose
+    futures and context copy cost about as much as a small batch's inference."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        observe: BatchObserver | None = None,
+        temperature: float = 1.0,
+        threads: int = INFERENCE_THREADS,
+    ):
         self.session = session
         self.observe = observe
+        self.temperature = temperature
+        self.threads = threads
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.workers: list[threading.Thread] = []  # started as calls came, up to `threads`
+        self._busy = 0  # jobs queued or computing
+        self._lock = threading.Lock()
 
     def compute(self, batch: PaddedBatch, heads: bool = False) -> GraphOutputs:
         names = [*OUTPUT_NAMES, HEADS_OUTPUT] if heads else list(OUTPUT_NAMES)
@@ -71,21 +105,69 @@ class SessionRunner:
             self.observe(batch.rows)
         results = self.session.run(names, batch.feeds())
         return GraphOutputs(
-            probabilities=np.asarray(results[0], dtype=np.float32),
+            # every answer, /v1 and /v2 alike, is calibrated here, once a batch
+            probabilities=temperature_scaled(
+                np.asarray(results[0], dtype=np.float32), self.temperature
+            ),
             attention=np.asarray(results[1], dtype=np.float32),
             heads=np.asarray(results[2], dtype=np.float32) if heads else None,
         )
 
     def refusal(self, rows: int) -> Overloaded | None:
-        return None  # no queue: every call runs at once, in its own thread
+        return None  # no queue of its own: each call runs once one of its threads is free
 
     def expected_wait_ms(self, rows: int = 0) -> float:
         return 0.0
 
     async def run(self, batch: PaddedBatch, heads: bool = False) -> Computed:
         start = time.perf_counter()
-        outputs = await asyncio.to_thread(self.compute, batch, heads)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[GraphOutputs] = loop.create_future()
+        self._start_worker_unless_one_is_free()
+        self._jobs.put(_Job(loop, future, batch, heads))
+        outputs = await future
         return Computed(outputs, queue_ms=0.0, inference_ms=(time.perf_counter() - start) * 1e3)
 
     async def close(self) -> None:
-        return None
+        """Lets the threads finish the jobs queued and stop."""
+        for _ in self.workers:
+            self._jobs.put(None)
+        self.workers = []
+
+    def _start_worker_unless_one_is_free(self) -> None:
+        with self._lock:
+            self._busy += 1
+            if self._busy <= len(self.workers) or len(self.workers) >= self.threads:
+                return
+            worker = threading.Thread(target=self._work, name="inference", daemon=True)
+            self.workers.append(worker)
+        worker.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            outputs: GraphOutputs | None = None
+            error: Exception | None = None
+            try:
+                outputs = self.compute(job.batch, job.heads)
+            except Exception as exc:  # handed to the awaiting request, which answers it
+                error = exc
+            # a loop closed meanwhile has nobody waiting for the answer
+            with contextlib.suppress(RuntimeError):
+                job.loop.call_soon_threadsafe(_settle, job.future, outputs, error)
+            with self._lock:
+                self._busy -= 1
+
+
+def _settle(
+    future: asyncio.Future[GraphOutputs], outputs: GraphOutputs | None, error: Exception | None
+) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert outputs is not None
+        future.set_result(outputs)

@@ -9,7 +9,6 @@ import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from attnserve.artifact.calibration import temperature_scaled
 from attnserve.artifact.graph import HEADS_OUTPUT
 from attnserve.artifact.tokenizer import (
     EncodedText,
@@ -69,9 +68,6 @@ class Predictor:
         self._tokenizing = ThreadPoolExecutor(
             1, thread_name_prefix=f"tokenize-{model.manifest.name}"
         )
-        # every answer, /v1 and /v2 alike, is calibrated here and only here
-        calibration = self.manifest.calibration
-        self.temperature = 1.0 if calibration is None else calibration.temperature
 
     def refusal(self) -> Overloaded | None:
         """Overloaded while the runner has no room for a request of the most texts."""
@@ -105,7 +101,6 @@ class Predictor:
 
         start = time.perf_counter()
         outputs = computed.outputs
-        probabilities = temperature_scaled(outputs.probabilities, self.temperature)
         attention = outputs.attention if self.manifest.has_attention else None
         # Padding columns are dropped; word pieces are summed into their words.
         words = [
@@ -133,7 +128,7 @@ class Predictor:
             version=self.manifest.version,
             labels=self.manifest.labels,
             texts=texts,
-            probabilities=probabilities,
+            probabilities=outputs.probabilities,
             words=words,
             truncated=[item.truncated for item in encoded],
             readable=[readable_share(item, encoder.unk_id) for item in encoded],

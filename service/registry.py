@@ -148,14 +148,18 @@ class ModelRegistry:
 def build_predictor(
     model: LoadedModel, settings: Settings, observe_batch: BatchSizeObserver | None = None
 ) -> Predictor:
-    """The model's runner chain, in one place: its session, run in a worker thread (batch sizes
-    told to `observe_batch`), behind a batcher unless batching is off, under a predictor.
+    """The model's runner chain, in one place: its session, run in worker threads (batch sizes
+    told to `observe_batch`, probabilities calibrated by the manifest's temperature), behind a
+    batcher unless batching is off, under a predictor.
 
     The batch size is the setting's for this model, else the manifest's serving hint, else the
     setting's default."""
     name = model.manifest.name
     observe = None if observe_batch is None else functools.partial(observe_batch, name)
-    session = SessionRunner(model.session, observe)
+    calibration = model.manifest.calibration
+    session = SessionRunner(
+        model.session, observe, temperature=1.0 if calibration is None else calibration.temperature
+    )
     runner: Runner = session
     if settings.batching:
         runner = Batcher(

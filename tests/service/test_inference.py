@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
+from attnserve.artifact.calibration import temperature_scaled
 from attnserve.artifact.graph import PaddedBatch
 from attnserve.service.inference import SessionRunner
 from attnserve.service.loading import LoadedModel
@@ -46,3 +49,57 @@ async def test_run_in_a_worker_thread_equals_computing_here(loaded_model: Loaded
     np.testing.assert_array_equal(threaded.outputs.attention, direct.attention)
     assert threaded.queue_ms == 0.0 and threaded.inference_ms > 0.0
     assert sizes == [3, 3]
+
+
+@pytest.mark.anyio
+async def test_a_failing_run_raises_in_its_caller_and_the_runner_goes_on(
+    loaded_model: LoadedModel,
+) -> None:
+    runner = SessionRunner(loaded_model.session, threads=1)
+    batch = _batch(loaded_model)
+    out_of_vocabulary = PaddedBatch(
+        input_ids=np.full_like(batch.input_ids, loaded_model.encoder.vocab_size + 10),
+        attention_mask=batch.attention_mask,
+    )
+
+    with pytest.raises(Exception, match=r"(?i)out of|bounds|invalid"):
+        await runner.run(out_of_vocabulary)
+    answered = await runner.run(batch)
+
+    np.testing.assert_array_equal(
+        answered.outputs.probabilities, runner.compute(batch).probabilities
+    )
+    await runner.close()
+
+
+@pytest.mark.anyio
+async def test_concurrent_runs_each_get_their_own_answer_from_a_bounded_set_of_threads(
+    loaded_model: LoadedModel,
+) -> None:
+    runner = SessionRunner(loaded_model.session, threads=2)
+    batches = [loaded_model.encoder.pad(loaded_model.encoder.encode([text])) for text in TEXTS * 4]
+
+    computed = await asyncio.gather(*(runner.run(batch) for batch in batches))
+
+    for batch, answer in zip(batches, computed, strict=True):
+        np.testing.assert_array_equal(
+            answer.outputs.probabilities, runner.compute(batch).probabilities
+        )
+    assert 1 <= len(runner.workers) <= 2
+    workers = runner.workers
+    await runner.close()
+    for worker in workers:
+        worker.join(timeout=5)
+        assert not worker.is_alive()
+
+
+def test_probabilities_come_back_calibrated_by_the_temperature(loaded_model: LoadedModel) -> None:
+    batch = _batch(loaded_model)
+
+    raw = SessionRunner(loaded_model.session).compute(batch)
+    scaled = SessionRunner(loaded_model.session, temperature=2.5).compute(batch)
+
+    np.testing.assert_allclose(
+        scaled.probabilities, temperature_scaled(raw.probabilities, 2.5), atol=1e-7
+    )
+    assert np.all(scaled.probabilities.max(axis=1) < raw.probabilities.max(axis=1))

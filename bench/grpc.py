@@ -6,15 +6,19 @@ texts over each, rounds interleaving the two protocols.
 Single texts from 32 connections (HTTP, wrk, bench/wrk/post.lua) against 32 concurrent
 streams on one connection (gRPC ModelInfer, h2load: a C HTTP/2 load generator sending the
 protocol's framed message), and 64-text requests from 8 against 8. Each request carries the
-same texts in both protocols. h2load counts HTTP/2 answers, which a gRPC error is too, so the
-gRPC calls that did not end OK are read from the server's own metrics. Prints each run and the
-medians, and writes bench/results/grpc.json. Needs wrk and h2load (Debian: apt-get install
+same texts in both protocols. Single texts also go to each protocol's floor, in the same
+rounds: bench/servers/floor.py and bench/servers/grpc_floor.py answer a constant of the same
+size, so each protocol's cost on this machine, without attnserve, is measured beside it.
+h2load counts HTTP/2 answers, which a gRPC error is too, so the gRPC calls that did not end
+OK are read from the server's own metrics. Prints each run and the medians, and writes
+bench/results/grpc.json. Needs wrk and h2load (Debian: apt-get install
 wrk nghttp2-client).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -22,19 +26,37 @@ import struct
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 
 from attnserve.service.grpc import attnserve_oip_pb2 as pb
 from attnserve.service.oip.tensors import serialize_bytes
-from bench.common import DEFAULT_MODEL_DIR, RESULTS, machine, median_figures, sentences
-from bench.http import wrk
+from bench.common import (
+    DEFAULT_MODEL_DIR,
+    REPO_ROOT,
+    RESULTS,
+    machine,
+    median_figures,
+    sentences,
+)
+from bench.http import running, wrk
 from bench.server_process import ServerProcess, free_port, serve
 
 MODEL = DEFAULT_MODEL_DIR.parent.name
+FLOOR_COMMAND = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"]
+FLOOR_COMMAND.append("bench.servers.floor:create_app")
+# (numerator, denominator) of the ratios printed
+RATIOS = [
+    ("gRPC", "HTTP"),
+    ("HTTP", "HTTP floor"),
+    ("gRPC", "gRPC floor"),
+    ("gRPC floor", "HTTP floor"),
+]
 INFER_PATH = "/inference.GRPCInferenceService/ModelInfer"
 _DURATION = re.compile(r"([\d.]+)(us|ms|s)")
 
@@ -44,12 +66,14 @@ class Scenario:
     name: str
     concurrency: int  # HTTP connections; gRPC streams on one connection
     texts_per_request: int
+    servers: tuple[str, ...]  # attnserve over each protocol, and the floors for single texts
 
 
-PROTOCOLS = ["HTTP", "gRPC"]
+PROTOCOLS = ("HTTP", "gRPC")
+FLOORS = ("HTTP floor", "gRPC floor")
 SCENARIOS = [
-    Scenario("single text, 32 connections / streams", 32, 1),
-    Scenario("64-text requests, 8 connections / streams", 8, 64),
+    Scenario("single text, 32 connections / streams", 32, 1, (*PROTOCOLS, *FLOORS)),
+    Scenario("64-text requests, 8 connections / streams", 8, 64, PROTOCOLS),
 ]
 
 
@@ -140,16 +164,25 @@ def main() -> None:
     grpc_port = free_port()
     environment = {"ATTNSERVE_GRPC_PORT": str(grpc_port), "ATTNSERVE_LOG_LEVEL": "warning"}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        s.name: {protocol: [] for protocol in PROTOCOLS} for s in SCENARIOS
+        s.name: {name: [] for name in s.servers} for s in SCENARIOS
     }
-    with serve(environment) as server:
-        grpc_url = f"http://127.0.0.1:{grpc_port}"
+    with (
+        serve(environment) as server,
+        running(FLOOR_COMMAND, {}) as http_floor,
+        grpc_floor() as grpc_floor_url,
+    ):
+        urls = {
+            "HTTP": f"{server.url}/v1/models/{MODEL}/predict",  # the model gRPC names
+            "gRPC": f"http://127.0.0.1:{grpc_port}",
+            "HTTP floor": http_floor,
+            "gRPC floor": grpc_floor_url,
+        }
         for round_ in range(1, args.rounds + 1):
             for scenario in SCENARIOS:
-                # alternate which goes first, so a drift of the machine hits both alike
-                order = PROTOCOLS if round_ % 2 else PROTOCOLS[::-1]
+                # alternate which goes first, so a drift of the machine hits all alike
+                order = scenario.servers if round_ % 2 else scenario.servers[::-1]
                 for protocol in order:
-                    load = Load(server, grpc_url, files[scenario.texts_per_request], scenario)
+                    load = Load(server, urls[protocol], files[scenario.texts_per_request], scenario)
                     load.run(protocol, 1)  # warm-up
                     figures = load.run(protocol, args.seconds)
                     figures["sentences_per_s"] = (
@@ -157,7 +190,7 @@ def main() -> None:
                     )
                     runs[scenario.name][protocol].append(figures)
                     print(
-                        f"round {round_} {scenario.name:<42} {protocol:<5} "
+                        f"round {round_} {scenario.name:<42} {protocol:<10} "
                         f"{figures['requests_per_s']:9.0f} req/s  "
                         f"{figures['sentences_per_s']:9.0f} sentences/s  "
                         f"mean {figures['mean_ms']:7.2f} ms  failed {figures['failed']}",
@@ -168,12 +201,17 @@ def main() -> None:
     for scenario_name, protocols in medians.items():
         for protocol, m in protocols.items():
             print(
-                f"{scenario_name:<42} {protocol:<5} {m['requests_per_s']:9.0f} req/s  "
+                f"{scenario_name:<42} {protocol:<10} {m['requests_per_s']:9.0f} req/s  "
                 f"{m['sentences_per_s']:9.0f} sentences/s  mean {m['mean_ms']:7.2f} ms  "
                 f"failed {m['failed']}"
             )
-        ratio = protocols["gRPC"]["requests_per_s"] / protocols["HTTP"]["requests_per_s"]
-        print(f"{scenario_name:<42} gRPC / HTTP {ratio:.2f}x")
+        for numerator, denominator in RATIOS:
+            if numerator in protocols and denominator in protocols:
+                ratio = (
+                    protocols[numerator]["requests_per_s"]
+                    / protocols[denominator]["requests_per_s"]
+                )
+                print(f"{scenario_name:<42} {numerator} / {denominator} {ratio:.2f}x")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "grpc.json").write_text(
         json.dumps(
@@ -194,28 +232,48 @@ def main() -> None:
 
 @dataclass(frozen=True)
 class Load:
-    """One scenario's load on the server, over either protocol."""
+    """One scenario's load on one server: attnserve over either protocol, or a floor."""
 
-    server: ServerProcess
-    grpc_url: str
+    server: ServerProcess  # attnserve, whose metrics count the gRPC calls that failed
+    url: str
     bodies: tuple[Path, Path]  # the JSON body (HTTP), the framed message (gRPC)
     scenario: Scenario
 
     def run(self, protocol: str, seconds: int) -> dict[str, Any]:
         """requests/s, mean latency in ms, and the requests that failed."""
         json_body, grpc_message = self.bodies
-        if protocol == "HTTP":
-            url = f"{self.server.url}/v1/models/{MODEL}/predict"  # the model gRPC names
-            figures = wrk(url, json_body, self.scenario.concurrency, seconds)
+        if protocol.startswith("HTTP"):
+            figures = wrk(self.url, json_body, self.scenario.concurrency, seconds)
             return {
                 "requests_per_s": figures["requests_per_s"],
                 "mean_ms": figures["mean_ms"],
                 "failed": figures["non_2xx"] + figures["socket_errors"],
             }
+        if protocol == "gRPC floor":
+            return h2load(self.url, grpc_message, self.scenario.concurrency, seconds)
         not_ok = grpc_calls_not_ok(self.server)
-        figures = h2load(self.grpc_url, grpc_message, self.scenario.concurrency, seconds)
+        figures = h2load(self.url, grpc_message, self.scenario.concurrency, seconds)
         figures["failed"] += grpc_calls_not_ok(self.server) - not_ok
         return figures
+
+
+@contextlib.contextmanager
+def grpc_floor() -> Iterator[str]:
+    """bench/servers/grpc_floor.py on a free port, once it takes connections; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.servers.grpc_floor", "--port", str(port)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -78,21 +78,26 @@ def grpc_section(grpc: dict[str, Any]) -> list[str]:
         "",
         _machine(grpc),
         "",
-        f"Medians of {grpc['rounds']} rounds of {grpc['seconds']} s per scenario and protocol, "
-        "the protocols interleaved; the same texts over both. HTTP: `POST /v1/predict` from "
+        f"Medians of {grpc['rounds']} rounds of {grpc['seconds']} s per scenario and server, "
+        "interleaved; the same texts over both protocols. HTTP: `POST /v1/predict` from "
         "as many connections; gRPC: `ModelInfer` on as many concurrent streams of one "
-        "connection. Latency is the mean (h2load reports no percentiles).",
+        "connection. The floors answer single texts with a constant of the same size: "
+        "FastAPI on uvicorn (bench/servers/floor.py) and a bare grpcio server "
+        "(bench/servers/grpc_floor.py). Latency is the mean (h2load reports no percentiles).",
         "",
-        "| scenario | protocol | requests/s | sentences/s | mean ms | failed | x HTTP |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| scenario | server | requests/s | sentences/s | mean ms | failed | x HTTP | x floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario, protocols in grpc["medians"].items():
         http = protocols["HTTP"]["requests_per_s"]
         for protocol, m in protocols.items():
+            floor = protocols.get(f"{protocol} floor")  # attnserve's rows, by protocol
+            by_floor = "" if floor is None else _ratio(m["requests_per_s"], floor["requests_per_s"])
             lines.append(
                 f"| {scenario} | {protocol} | {m['requests_per_s']:.0f} "
                 f"| {m['sentences_per_s']:.0f} | {m['mean_ms']:.2f} | {m['failed']} "
-                f"| {_ratio(m['requests_per_s'], http)} |"
+                f"| {_ratio(m['requests_per_s'], http)} "
+                f"| {by_floor} |"
             )
     return [*lines, ""]
 

@@ -12,7 +12,7 @@ import json
 from fastapi import FastAPI, Response
 
 # The shape and size of attnserve's answer for a ten-token sentence (README's example).
-_TOKENS = [
+TOKENS = [
     ("The", 0, 3), ("battery", 4, 11), ("life", 12, 16), ("is", 17, 19), ("great", 20, 25),
     ("but", 26, 29), ("the", 30, 33), ("screen", 34, 40), ("is", 41, 43), ("awful", 44, 49),
 ]  # fmt: skip
@@ -27,7 +27,7 @@ ANSWER = json.dumps(
                 "probabilities": {"negative": 0.4874679744243622, "positive": 0.5125320553779602},
                 "tokens": [
                     {"text": text, "start": start, "end": end, "attention": 0.09999999403953552}
-                    for text, start, end in _TOKENS
+                    for text, start, end in TOKENS
                 ],
                 "truncated": False,
             }

@@ -149,6 +149,11 @@ class ServingHints(BaseModel):
         description="most texts in one ONNX Runtime call; None: the service's default. A model "
         "that pays more for padding than it saves by batching is run a text at a time (1).",
     )
+    group_by_length: bool = Field(
+        default=False,
+        description="when more texts wait than a batch holds, batch the oldest with those "
+        "nearest it in length, for a model whose cost grows with the padded length.",
+    )
 
 
 class Manifest(BaseModel):

@@ -277,7 +277,10 @@ def build_manifest(
         faithfulness=faithfulness,
         quantization=quantization,
         calibration=calibration,
-        serving=ServingHints(max_batch_size=info.serving_batch_size),
+        serving=ServingHints(
+            max_batch_size=info.serving_batch_size,
+            group_by_length=info.serving_group_by_length,
+        ),
         files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
         libraries={
             "torch": torch.__version__,

@@ -1,12 +1,15 @@
 """Dynamic micro-batching: concurrent requests' texts run as one ONNX Runtime call.
 
-Each request's padded batch is queued (cut into pieces of at most `max_batch_size` texts);
-one worker task takes everything waiting (up to `max_batch_size` texts, waiting at most
-`max_delay_ms` for more), pads it once to the longest row, runs it in a worker thread and
-hands every request its own rows back, with how long it waited in the queue and how long its
-batch computed. While a batch computes, the next one fills, so under load batches grow by
-themselves and at one connection nothing waits. The models are padding-invariant (a text's
-answer does not depend on what it is padded with), which is what makes sharing a batch safe.
+Each request's padded batch is queued (a request larger than `max_batch_size` texts is sorted
+by length and cut into pieces of at most that many, so that each piece pays for little
+padding); one worker task takes what is waiting (up to `max_batch_size` texts, waiting at most
+`max_delay_ms` for more; for a model whose manifest asks for it, when more wait than fit, the
+oldest request and those nearest it in length), pads it once to the longest row, runs it in a
+worker thread and hands every request its own rows back, with how long it waited in the queue
+and how long its batch computed. While a batch computes, the next one fills, so under load
+batches grow by themselves and at one connection nothing waits. The models are
+padding-invariant (a text's answer does not depend on what it is padded with), which is what
+makes sharing a batch safe.
 Requests that ask for the `heads` output share batches only with each other.
 
 The queue is bounded in texts (`max_queue_texts`) and in time: each batch's time per text is
@@ -26,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from attnserve.artifact.graph import PaddedBatch
 from attnserve.service.errors import ModelNotReady, Overloaded, QueueTooSlow
@@ -36,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # Weight of the newest batch in the moving average of time per text.
 _SMOOTHING = 0.2
+# How far past a batch the queue is searched for requests of like length, in batches.
+_LOOKAHEAD = 2
 # What a text is taken to cost before any batch has run.
 UNMEASURED_MS_PER_TEXT = 1.0
 
@@ -64,6 +70,7 @@ class Batcher:
         max_queue_texts: int,
         max_wait_s: float = float("inf"),
         retry_after_s: int = 1,
+        group_by_length: bool = False,
     ) -> None:
         self.runner = runner
         self.pad_id = pad_id
@@ -72,6 +79,7 @@ class Batcher:
         self.max_queue_texts = max_queue_texts
         self.max_wait_s = max_wait_s
         self.retry_after_s = retry_after_s
+        self.group_by_length = group_by_length
         self.ms_per_text: float | None = None  # measured; None until a batch has run
         self._queue: deque[_Waiting] = deque()
         self._queued_texts = 0
@@ -104,10 +112,12 @@ class Batcher:
         self._ensure_worker()
         start = time.perf_counter()
         # A request larger than a batch rides in several, each cut to its own longest row.
-        futures = [self._enqueue(chunk, heads) for chunk in self._chunks(batch)]
+        chunks, order = self.chunks(batch)
+        futures = [self._enqueue(chunk, heads) for chunk in chunks]
         if len(futures) == 1:
             return await futures[0]
         parts = await asyncio.gather(*futures)
+        # The chunks hold the request's rows in `order`: each part goes back to its rows.
         attention = np.zeros((batch.rows, batch.length), dtype=np.float32)  # (B, T), 0 on padding
         heads_maps = None
         if heads:
@@ -117,18 +127,19 @@ class Batcher:
             heads_maps = np.zeros(
                 (batch.rows, *first.shape[1:3], batch.length, batch.length), dtype=np.float32
             )
-        row = 0
+        probabilities = np.empty(
+            (batch.rows, parts[0].outputs.probabilities.shape[1]), dtype=np.float32
+        )  # (B, C)
+        start = 0
         for part in parts:
             count, width = part.outputs.attention.shape
-            attention[row : row + count, :width] = part.outputs.attention
+            rows = order[start : start + count]
+            probabilities[rows] = part.outputs.probabilities
+            attention[rows, :width] = part.outputs.attention
             if heads_maps is not None and part.outputs.heads is not None:
-                heads_maps[row : row + count, :, :, :width, :width] = part.outputs.heads
-            row += count
-        outputs = GraphOutputs(
-            probabilities=np.concatenate([part.outputs.probabilities for part in parts]),  # (B, C)
-            attention=attention,
-            heads=heads_maps,
-        )
+                heads_maps[rows, :, :, :width, :width] = part.outputs.heads
+            start += count
+        outputs = GraphOutputs(probabilities=probabilities, attention=attention, heads=heads_maps)
         # Its chunks ran one after another or side by side: what was not computing was waiting.
         inference_ms = sum(part.inference_ms for part in parts)
         total_ms = (time.perf_counter() - start) * 1000.0
@@ -136,20 +147,27 @@ class Batcher:
             outputs, queue_ms=max(0.0, total_ms - inference_ms), inference_ms=inference_ms
         )
 
-    def _chunks(self, batch: PaddedBatch) -> list[PaddedBatch]:
+    def chunks(self, batch: PaddedBatch) -> tuple[list[PaddedBatch], npt.NDArray[np.intp]]:
+        """`batch` in pieces of at most `max_batch_size` texts, each cut to its own longest
+        row, and the order of `batch`'s rows in them. A request larger than a batch is sorted
+        by length first, so that each piece holds texts of like length and pays for little
+        padding (a 64-text request of short and long texts is not padded to the longest)."""
         if batch.rows <= self.max_batch_size:
-            return [batch]
-        chunks = []
+            return [batch], np.arange(batch.rows)
+        lengths = batch.attention_mask.sum(axis=1)  # padding is on the right
+        order = np.argsort(lengths, kind="stable")
+        input_ids, attention_mask = batch.input_ids[order], batch.attention_mask[order]
+        pieces = []
         for start in range(0, batch.rows, self.max_batch_size):
-            mask = batch.attention_mask[start : start + self.max_batch_size]
-            width = int(mask.sum(axis=1).max())
-            chunks.append(
+            end = start + self.max_batch_size
+            width = int(lengths[order[min(end, batch.rows) - 1]])  # its longest: the last
+            pieces.append(
                 PaddedBatch(
-                    input_ids=batch.input_ids[start : start + self.max_batch_size, :width],
-                    attention_mask=mask[:, :width],
+                    input_ids=input_ids[start:end, :width],
+                    attention_mask=attention_mask[start:end, :width],
                 )
             )
-        return chunks
+        return pieces, order
 
     def _enqueue(self, batch: PaddedBatch, heads: bool) -> asyncio.Future[Computed]:
         assert self._wakeup is not None
@@ -207,22 +225,30 @@ class Batcher:
                 await self._run(self._take())
 
     def _take(self) -> list[_Waiting]:
-        """The oldest request, and the next ones that fit beside it in one batch and ask for
-        the same outputs; the others keep their places."""
+        """The oldest request, and beside it as many others asking for the same outputs as fit
+        in one batch: the next ones in order of arrival or, with `group_by_length` and more
+        waiting than fit, those nearest the oldest in length (a batch pays for its longest
+        row), from the next `_LOOKAHEAD` batches' worth of requests only, so that none is
+        passed over for long. The others keep their places."""
         first = self._queue.popleft()
-        taken = [first]
         rows = first.rows
-        skipped: list[_Waiting] = []
-        while self._queue and rows < self.max_batch_size:
-            waiting = self._queue[0]
-            if waiting.heads != first.heads:
-                skipped.append(self._queue.popleft())
-                continue
+        scanned = [
+            self._queue.popleft()
+            for _ in range(min(len(self._queue), self.max_batch_size * _LOOKAHEAD))
+        ]
+        candidates = [waiting for waiting in scanned if waiting.heads == first.heads]
+        if self.group_by_length and rows + sum(w.rows for w in candidates) > self.max_batch_size:
+            candidates.sort(key=lambda waiting: abs(waiting.batch.length - first.batch.length))
+        taken = [first]
+        for waiting in candidates:
             if rows + waiting.rows > self.max_batch_size:
+                if self.group_by_length:
+                    continue  # a shorter one may still fit
                 break
-            taken.append(self._queue.popleft())
+            taken.append(waiting)
             rows += waiting.rows
-        self._queue.extendleft(reversed(skipped))
+        chosen = set(taken)
+        self._queue.extendleft(reversed([w for w in scanned if w not in chosen]))
         self._queued_texts -= rows
         if not self._queue and self._wakeup is not None:
             self._wakeup.clear()

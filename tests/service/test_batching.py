@@ -84,6 +84,59 @@ async def test_concurrent_texts_share_batches_and_get_their_one_by_one_answers(
 
 
 @pytest.mark.anyio
+async def test_grouped_by_length_the_oldest_rides_with_the_texts_nearest_it_in_length(
+    loaded_model: LoadedModel,
+) -> None:
+    inner = RecordingRunner(loaded_model.session)
+    encoder = loaded_model.encoder
+    batcher = Batcher(
+        inner, encoder.pad_id, 3, max_delay_ms=50, max_queue_texts=64, group_by_length=True
+    )
+
+    try:
+        batched = await asyncio.gather(
+            *(batcher.run(encoder.pad(encoder.encode([text]))) for text in TEXTS)
+        )
+    finally:
+        await batcher.close()
+
+    # The oldest ("ok", the shortest) rides with the two nearest it in length, and so on:
+    # less padding than batches taken in order of arrival, and the same answers.
+    assert [rows for rows, _ in inner.shapes] == [3, 3, 2]
+    lengths = [len(item.ids) for item in encoder.encode(TEXTS)]
+    widths = [width for _, width in inner.shapes]
+    assert widths[0] == sorted(lengths)[2]
+    assert widths == sorted(widths)
+    in_arrival_order = 3 * max(lengths[0:3]) + 3 * max(lengths[3:6]) + 2 * max(lengths[6:8])
+    assert sum(rows * width for rows, width in inner.shapes) < in_arrival_order
+    for computed, alone in zip(batched, _one_by_one(loaded_model, TEXTS), strict=True):
+        np.testing.assert_allclose(computed.outputs.probabilities, alone.probabilities, atol=1e-6)
+
+
+@pytest.mark.anyio
+async def test_grouped_by_length_a_text_of_unlike_length_goes_once_it_is_the_oldest(
+    loaded_model: LoadedModel,
+) -> None:
+    inner = RecordingRunner(loaded_model.session)
+    encoder = loaded_model.encoder
+    batcher = Batcher(
+        inner, encoder.pad_id, 2, max_delay_ms=50, max_queue_texts=64, group_by_length=True
+    )
+    long_text = TEXTS[5]
+    texts = ["ok", long_text, *["fine"] * 6]
+
+    try:
+        await asyncio.gather(*(batcher.run(encoder.pad(encoder.encode([t]))) for t in texts))
+    finally:
+        await batcher.close()
+
+    # the short ones pair up around it, but once it is the oldest it goes next
+    long_length = len(encoder.encode([long_text])[0].ids)
+    assert [width for _, width in inner.shapes].index(long_length) == 1
+    assert [rows for rows, _ in inner.shapes] == [2, 2, 2, 2]
+
+
+@pytest.mark.anyio
 async def test_a_request_larger_than_a_batch_rides_in_several_cut_to_their_longest_row(
     loaded_model: LoadedModel,
 ) -> None:
@@ -97,12 +150,14 @@ async def test_a_request_larger_than_a_batch_rides_in_several_cut_to_their_longe
     finally:
         await batcher.close()
 
-    lengths = [len(item.ids) for item in encoder.encode(TEXTS)]
-    assert inner.shapes == [
-        (3, max(lengths[0:3])),
-        (3, max(lengths[3:6])),
-        (2, max(lengths[6:8])),
-    ]
+    # sorted by length before it is cut: each piece holds texts of like length
+    lengths = sorted(len(item.ids) for item in encoder.encode(TEXTS))
+    assert inner.shapes == [(3, lengths[2]), (3, lengths[5]), (2, lengths[7])]
+    in_request_order = [len(item.ids) for item in encoder.encode(TEXTS)]
+    padded_in_request_order = sum(
+        len(piece) * max(piece) for piece in (in_request_order[i : i + 3] for i in (0, 3, 6))
+    )
+    assert sum(rows * width for rows, width in inner.shapes) < padded_in_request_order
     alone = SessionRunner(loaded_model.session).compute(batch)
     assert together.attention.shape == alone.attention.shape == batch.input_ids.shape
     np.testing.assert_allclose(together.probabilities, alone.probabilities, atol=1e-6)
@@ -261,17 +316,19 @@ def _assert_same_answer(got: dict[str, Any], want: dict[str, Any]) -> None:
     )
 
 
-def test_a_models_own_batch_size_overrides_the_default(shipped_repository: Path) -> None:
+def test_a_models_own_batch_size_overrides_the_default_and_its_hints_are_kept(shipped_repository: Path) -> None:
     settings = cpu_settings(shipped_repository, batch_max_sizes={"lstm": 1})
     with TestClient(create_app(settings)) as client:
         registry = client.app.state.registry  # type: ignore[attr-defined]
         sizes = {p.manifest.name: p.runner.max_batch_size for p in registry.served()}
+        grouped = {p.manifest.name for p in registry.served() if p.runner.group_by_length}
         answer = client.post("/v1/models/lstm/predict", json={"texts": TEXTS})
 
     assert sizes["lstm"] == 1
     assert sizes["bilstm-additive"] == settings.batch_max_size
     # the pretrained encoder's own serving hint, from its manifest
     assert sizes["minilm-attention"] == 8
+    assert grouped == {"minilm-attention"}  # its padded length is what it pays for
     assert answer.status_code == 200
     assert len(answer.json()["predictions"]) == len(TEXTS)
 

@@ -316,7 +316,9 @@ def _assert_same_answer(got: dict[str, Any], want: dict[str, Any]) -> None:
     )
 
 
-def test_a_models_own_batch_size_overrides_the_default_and_its_hints_are_kept(shipped_repository: Path) -> None:
+def test_a_models_batch_size_setting_overrides_its_hint_and_its_hints_hold(
+    shipped_repository: Path,
+) -> None:
     settings = cpu_settings(shipped_repository, batch_max_sizes={"lstm": 1})
     with TestClient(create_app(settings)) as client:
         registry = client.app.state.registry  # type: ignore[attr-defined]

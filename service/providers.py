@@ -26,7 +26,7 @@ class SessionConfig:
     """True for an explicit choice: a session that does not run on providers[0] is an error."""
     intra_op_threads: int = 0
     inter_op_threads: int = 0
-    spinning: bool = False
+    spinning: bool = True
 
     @classmethod
     def from_settings(
@@ -44,7 +44,7 @@ class SessionConfig:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = self.inter_op_threads
-        # Spinning threads wait for work hot: they take CPU the event loop needs between runs.
+        # Spinning threads wait a moment for work hot before they sleep (settings.py).
         spin = "1" if self.spinning else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         options.add_session_config_entry("session.inter_op.allow_spinning", spin)

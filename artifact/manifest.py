@@ -154,6 +154,12 @@ class ServingHints(BaseModel):
         description="when more texts wait than a batch holds, batch the oldest with those "
         "nearest it in length, for a model whose cost grows with the padded length.",
     )
+    spinning: bool = Field(
+        default=False,
+        description="let ONNX Runtime's threads spin a moment for more work before they sleep: "
+        "for a model whose runs wake its threads many times (the encoder's many operators), "
+        "not where the spinning threads take the cores the event loop needs.",
+    )
 
 
 class Manifest(BaseModel):

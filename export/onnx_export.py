@@ -280,6 +280,7 @@ def build_manifest(
         serving=ServingHints(
             max_batch_size=info.serving_batch_size,
             group_by_length=info.serving_group_by_length,
+            spinning=info.serving_spinning,
         ),
         files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
         libraries={

@@ -48,6 +48,8 @@ class ArchitectureInfo:
     # batch waiting texts of like length together (the manifest's serving hint): where the
     # padded length costs more than the wait of a text passed over for a batch or two
     serving_group_by_length: bool = False
+    # ONNX Runtime's threads spin before they sleep (the manifest's serving hint)
+    serving_spinning: bool = False
 
 
 ARCHITECTURES: dict[str, ArchitectureInfo] = {
@@ -93,6 +95,9 @@ ARCHITECTURES: dict[str, ArchitectureInfo] = {
         serving_batch_size=8,
         # 1.26x the requests/s at 32 connections with a 1.27x lower p50 (BENCHMARKS.md)
         serving_group_by_length=True,
+        # p50 at one connection 1.9-3.3 ms against 3.6-4.0 ms, faster at 32 connections too;
+        # the word models were slower with it under load (BENCHMARKS.md)
+        serving_spinning=True,
         training_defaults={
             "hidden_dim": 128,
             "dropout": 0.1,

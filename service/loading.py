@@ -62,7 +62,9 @@ def load_artifact(model_dir: Path, config: SessionConfig) -> LoadedModel:
         )
     try:
         session = ort.InferenceSession(
-            str(model_dir / MODEL_FILE), config.session_options(), providers=config.providers
+            str(model_dir / MODEL_FILE),
+            config.session_options(manifest.serving.spinning),
+            providers=config.providers,
         )
     except Exception as exc:
         raise ArtifactError(f"{model_dir}: ONNX Runtime cannot open {MODEL_FILE}: {exc}") from exc

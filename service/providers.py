@@ -26,7 +26,8 @@ class SessionConfig:
     """True for an explicit choice: a session that does not run on providers[0] is an error."""
     intra_op_threads: int = 0
     inter_op_threads: int = 0
-    spinning: bool = True
+    spinning: bool | None = None
+    """Every session's, or None: each model's serving hint."""
 
     @classmethod
     def from_settings(
@@ -40,12 +41,14 @@ class SessionConfig:
             spinning=settings.intra_op_spinning,
         )
 
-    def session_options(self) -> ort.SessionOptions:
+    def session_options(self, spinning_hint: bool = False) -> ort.SessionOptions:
+        """The options of a session whose model's manifest hints `spinning_hint`."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = self.inter_op_threads
         # Spinning threads wait a moment for work hot before they sleep (settings.py).
-        spin = "1" if self.spinning else "0"
+        spinning = spinning_hint if self.spinning is None else self.spinning
+        spin = "1" if spinning else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         return options

@@ -36,11 +36,11 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(default=0, ge=0)
     """Threads ONNX Runtime may use across independent operators; 0 lets ONNX Runtime decide."""
 
-    intra_op_spinning: bool = True
-    """Let ONNX Runtime's threads spin a moment for more work before they sleep: faster
-    hand-offs (bench.tune: faster in every scenario, for both the word model and the encoder;
-    about 20 ms of CPU in the 5 s after a request on an idle server). False leaves the cores
-    sooner to other processes on a shared host."""
+    intra_op_spinning: bool | None = None
+    """Let ONNX Runtime's threads spin a moment for more work before they sleep, for every
+    model (true) or none (false); unset: as each model's manifest says (`serving.spinning`:
+    the encoder spins, its many small operators wake the threads often; the word models do
+    not, their spinning threads took the cores the event loop needed under load)."""
 
     host: str = "127.0.0.1"
     """Interface the HTTP server binds to."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import onnxruntime as ort
 import pytest
 
 from attnserve.service.errors import ProviderUnavailable
+from attnserve.service.loading import load_artifact
 from attnserve.service.providers import CPU, CUDA, TENSORRT, SessionConfig, resolve_providers
 
 
@@ -55,3 +58,35 @@ def test_auto_reports_whichever_provider_the_session_runs_on() -> None:
     config = SessionConfig(providers=(CUDA, CPU), exact=False)
 
     assert config.check_active([CPU]) == CPU
+
+
+SPINNING = "session.intra_op.allow_spinning"
+
+
+@pytest.mark.parametrize(
+    ("setting", "hint", "spins"),
+    [(None, True, "1"), (None, False, "0"), (False, True, "0"), (True, False, "1")],
+)
+def test_threads_spin_as_the_model_hints_unless_the_setting_says(
+    setting: bool | None, hint: bool, spins: str
+) -> None:
+    config = SessionConfig(providers=(CPU,), exact=True, spinning=setting)
+
+    options = config.session_options(spinning_hint=hint)
+
+    assert options.get_session_config_entry(SPINNING) == spins
+
+
+def test_the_shipped_encoder_spins_and_the_word_model_does_not(shipped_repository: Path) -> None:
+    config = SessionConfig(providers=(CPU,), exact=True)
+
+    sessions = {
+        name: load_artifact(shipped_repository / name / "1", config).session
+        for name in ("minilm-attention", "bilstm-additive")
+    }
+
+    spins = {
+        name: s.get_session_options().get_session_config_entry(SPINNING)
+        for name, s in sessions.items()
+    }
+    assert spins == {"minilm-attention": "1", "bilstm-additive": "0"}

@@ -130,15 +130,15 @@ class Batcher:
         probabilities = np.empty(
             (batch.rows, parts[0].outputs.probabilities.shape[1]), dtype=np.float32
         )  # (B, C)
-        start = 0
+        row = 0
         for part in parts:
             count, width = part.outputs.attention.shape
-            rows = order[start : start + count]
+            rows = order[row : row + count]
             probabilities[rows] = part.outputs.probabilities
             attention[rows, :width] = part.outputs.attention
             if heads_maps is not None and part.outputs.heads is not None:
                 heads_maps[rows, :, :, :width, :width] = part.outputs.heads
-            start += count
+            row += count
         outputs = GraphOutputs(probabilities=probabilities, attention=attention, heads=heads_maps)
         # Its chunks ran one after another or side by side: what was not computing was waiting.
         inference_ms = sum(part.inference_ms for part in parts)

@@ -145,10 +145,17 @@ async def test_a_request_larger_than_a_batch_rides_in_several_cut_to_their_longe
     batcher = Batcher(inner, encoder.pad_id, 3, max_delay_ms=0, max_queue_texts=64)
     batch = encoder.pad(encoder.encode(TEXTS))
 
+    started = time.perf_counter()
     try:
-        together = (await batcher.run(batch)).outputs
+        computed = await batcher.run(batch)
     finally:
         await batcher.close()
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    together = computed.outputs
+
+    # its pieces' time, apart: computing, and what was not computing was waiting
+    assert computed.inference_ms > 0.0 and computed.queue_ms >= 0.0
+    assert computed.queue_ms + computed.inference_ms <= elapsed_ms
 
     # sorted by length before it is cut: each piece holds texts of like length
     lengths = sorted(len(item.ids) for item in encoder.encode(TEXTS))

@@ -14,10 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from attnserve.artifact.graph import PaddedBatch
+from attnserve.artifact.tokenizer import TextEncoder
 from attnserve.service.app import create_app
 from attnserve.service.batching import UNMEASURED_MS_PER_TEXT, Batcher
 from attnserve.service.errors import Overloaded, QueueTooSlow
-from attnserve.service.inference import GraphOutputs, SessionRunner
+from attnserve.service.inference import Computed, GraphOutputs, SessionRunner
 from attnserve.service.loading import LoadedModel, load_artifact
 from attnserve.service.providers import CPU, SessionConfig
 from tests.conftest import DEFAULT_MODEL, cpu_settings
@@ -51,6 +52,18 @@ def _one_by_one(model: LoadedModel, texts: list[str]) -> list[GraphOutputs]:
     return [runner.compute(model.encoder.pad(model.encoder.encode([text]))) for text in texts]
 
 
+async def _each_alone_at_once(
+    batcher: Batcher, encoder: TextEncoder, texts: list[str]
+) -> list[Computed]:
+    """`texts` sent to `batcher` at once, a request each; the batcher closed after."""
+    try:
+        return await asyncio.gather(
+            *(batcher.run(encoder.pad(encoder.encode([text]))) for text in texts)
+        )
+    finally:
+        await batcher.close()
+
+
 @pytest.mark.anyio
 async def test_concurrent_texts_share_batches_and_get_their_one_by_one_answers(
     loaded_model: LoadedModel,
@@ -61,12 +74,7 @@ async def test_concurrent_texts_share_batches_and_get_their_one_by_one_answers(
     )
     encoder = loaded_model.encoder
 
-    try:
-        batched = await asyncio.gather(
-            *(batcher.run(encoder.pad(encoder.encode([text]))) for text in TEXTS)
-        )
-    finally:
-        await batcher.close()
+    batched = await _each_alone_at_once(batcher, encoder, TEXTS)
 
     # 8 texts, at most 3 per batch: 3 + 3 + 2, each padded to its own longest row.
     assert [rows for rows, _ in inner.shapes] == [3, 3, 2]
@@ -93,12 +101,7 @@ async def test_grouped_by_length_the_oldest_rides_with_the_texts_nearest_it_in_l
         inner, encoder.pad_id, 3, max_delay_ms=50, max_queue_texts=64, group_by_length=True
     )
 
-    try:
-        batched = await asyncio.gather(
-            *(batcher.run(encoder.pad(encoder.encode([text]))) for text in TEXTS)
-        )
-    finally:
-        await batcher.close()
+    batched = await _each_alone_at_once(batcher, encoder, TEXTS)
 
     # The oldest ("ok", the shortest) rides with the two nearest it in length, and so on:
     # less padding than batches taken in order of arrival, and the same answers.
@@ -125,10 +128,7 @@ async def test_grouped_by_length_a_text_of_unlike_length_goes_once_it_is_the_old
     long_text = TEXTS[5]
     texts = ["ok", long_text, *["fine"] * 6]
 
-    try:
-        await asyncio.gather(*(batcher.run(encoder.pad(encoder.encode([t]))) for t in texts))
-    finally:
-        await batcher.close()
+    await _each_alone_at_once(batcher, encoder, texts)
 
     # the short ones pair up around it, but once it is the oldest it goes next
     long_length = len(encoder.encode([long_text])[0].ids)

@@ -10,7 +10,10 @@ same texts in both protocols. Single texts also go to each protocol's floor, in 
 rounds: bench/servers/floor.py and bench/servers/grpc_floor.py answer a constant of the same
 size, so each protocol's cost on this machine, without attnserve, is measured beside it.
 h2load counts HTTP/2 answers, which a gRPC error is too, so the gRPC calls that did not end
-OK are read from the server's own metrics. Prints each run and the medians, and writes
+OK are read from the server's own metrics. Each run also reads what the server process spent,
+CPU time over the calls answered (every thread: the event loop, gRPC's own threads, the
+model's), which tells what a call costs whatever else the machine was doing (the
+load generator shares the two cores). Prints each run and the medians, and writes
 bench/results/grpc.json. Needs wrk and h2load (Debian: apt-get install
 wrk nghttp2-client).
 """
@@ -44,8 +47,8 @@ from bench.common import (
     median_figures,
     sentences,
 )
-from bench.http import running, wrk
-from bench.server_process import ServerProcess, free_port, serve
+from bench.http import Running, running, wrk
+from bench.server_process import ServerProcess, cpu_seconds, free_port, serve
 
 MODEL = DEFAULT_MODEL_DIR.parent.name
 FLOOR_COMMAND = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"]
@@ -169,20 +172,22 @@ def main() -> None:
     with (
         serve(environment) as server,
         running(FLOOR_COMMAND, {}) as http_floor,
-        grpc_floor() as grpc_floor_url,
+        grpc_floor() as grpc_floor_server,
     ):
-        urls = {
-            "HTTP": f"{server.url}/v1/models/{MODEL}/predict",  # the model gRPC names
-            "gRPC": f"http://127.0.0.1:{grpc_port}",
+        targets = {
+            # the model gRPC names
+            "HTTP": Running(f"{server.url}/v1/models/{MODEL}/predict", server.pid),
+            "gRPC": Running(f"http://127.0.0.1:{grpc_port}", server.pid),
             "HTTP floor": http_floor,
-            "gRPC floor": grpc_floor_url,
+            "gRPC floor": grpc_floor_server,
         }
         for round_ in range(1, args.rounds + 1):
             for scenario in SCENARIOS:
                 # alternate which goes first, so a drift of the machine hits all alike
                 order = scenario.servers if round_ % 2 else scenario.servers[::-1]
                 for protocol in order:
-                    load = Load(server, urls[protocol], files[scenario.texts_per_request], scenario)
+                    request_files = files[scenario.texts_per_request]
+                    load = Load(server, targets[protocol], request_files, scenario)
                     load.run(protocol, 1)  # warm-up
                     figures = load.run(protocol, args.seconds)
                     figures["sentences_per_s"] = (
@@ -193,7 +198,9 @@ def main() -> None:
                         f"round {round_} {scenario.name:<42} {protocol:<10} "
                         f"{figures['requests_per_s']:9.0f} req/s  "
                         f"{figures['sentences_per_s']:9.0f} sentences/s  "
-                        f"mean {figures['mean_ms']:7.2f} ms  failed {figures['failed']}",
+                        f"mean {figures['mean_ms']:7.2f} ms  "
+                        f"server CPU {figures['cpu_us_per_request']:5.0f} µs/request  "
+                        f"failed {figures['failed']}",
                         flush=True,
                     )
     medians = median_figures(runs, summed="failed")
@@ -203,15 +210,17 @@ def main() -> None:
             print(
                 f"{scenario_name:<42} {protocol:<10} {m['requests_per_s']:9.0f} req/s  "
                 f"{m['sentences_per_s']:9.0f} sentences/s  mean {m['mean_ms']:7.2f} ms  "
-                f"failed {m['failed']}"
+                f"server CPU {m['cpu_us_per_request']:5.0f} µs/request  failed {m['failed']}"
             )
         for numerator, denominator in RATIOS:
             if numerator in protocols and denominator in protocols:
-                ratio = (
-                    protocols[numerator]["requests_per_s"]
-                    / protocols[denominator]["requests_per_s"]
+                top, bottom = protocols[numerator], protocols[denominator]
+                ratio = top["requests_per_s"] / bottom["requests_per_s"]
+                cpu = top["cpu_us_per_request"] / bottom["cpu_us_per_request"]
+                print(
+                    f"{scenario_name:<42} {numerator} / {denominator} {ratio:.2f}x "
+                    f"(server CPU a request {cpu:.2f}x)"
                 )
-                print(f"{scenario_name:<42} {numerator} / {denominator} {ratio:.2f}x")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "grpc.json").write_text(
         json.dumps(
@@ -235,31 +244,42 @@ class Load:
     """One scenario's load on one server: attnserve over either protocol, or a floor."""
 
     server: ServerProcess  # attnserve, whose metrics count the gRPC calls that failed
-    url: str
+    target: Running  # what is loaded: attnserve over one protocol, or a floor
     bodies: tuple[Path, Path]  # the JSON body (HTTP), the framed message (gRPC)
     scenario: Scenario
 
     def run(self, protocol: str, seconds: int) -> dict[str, Any]:
-        """requests/s, mean latency in ms, and the requests that failed."""
+        """requests/s, mean latency in ms, the server's CPU time a request (µs), and the
+        requests that failed."""
+        cpu_before = cpu_seconds(self.target.pid)
+        figures = self._load(protocol, seconds)
+        answered = figures["requests_per_s"] * seconds
+        figures["cpu_us_per_request"] = (
+            (cpu_seconds(self.target.pid) - cpu_before) * 1e6 / answered if answered else 0.0
+        )
+        return figures
+
+    def _load(self, protocol: str, seconds: int) -> dict[str, Any]:
         json_body, grpc_message = self.bodies
+        url = self.target.url
         if protocol.startswith("HTTP"):
-            figures = wrk(self.url, json_body, self.scenario.concurrency, seconds)
+            figures = wrk(url, json_body, self.scenario.concurrency, seconds)
             return {
                 "requests_per_s": figures["requests_per_s"],
                 "mean_ms": figures["mean_ms"],
                 "failed": figures["non_2xx"] + figures["socket_errors"],
             }
         if protocol == "gRPC floor":
-            return h2load(self.url, grpc_message, self.scenario.concurrency, seconds)
+            return h2load(url, grpc_message, self.scenario.concurrency, seconds)
         not_ok = grpc_calls_not_ok(self.server)
-        figures = h2load(self.url, grpc_message, self.scenario.concurrency, seconds)
+        figures = h2load(url, grpc_message, self.scenario.concurrency, seconds)
         figures["failed"] += grpc_calls_not_ok(self.server) - not_ok
         return figures
 
 
 @contextlib.contextmanager
-def grpc_floor() -> Iterator[str]:
-    """bench/servers/grpc_floor.py on a free port, once it takes connections; yields its URL."""
+def grpc_floor() -> Iterator[Running]:
+    """bench/servers/grpc_floor.py on a free port, once it takes connections; yields it."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.servers.grpc_floor", "--port", str(port)],
@@ -270,7 +290,7 @@ def grpc_floor() -> Iterator[str]:
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
-        yield f"http://127.0.0.1:{port}"
+        yield Running(f"http://127.0.0.1:{port}", process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)

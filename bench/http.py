@@ -90,9 +90,17 @@ def server_commands(model_dir: Path, run_dir: Path, workers: int) -> dict[str, l
     return commands
 
 
+@dataclass(frozen=True)
+class Running:
+    """A server `running` started: the URL it answers predictions on, and its process."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
-def running(command: list[str], env: dict[str, str]) -> Iterator[str]:
-    """Starts a server on a free port, waits until it answers a prediction; yields its URL."""
+def running(command: list[str], env: dict[str, str]) -> Iterator[Running]:
+    """Starts a server on a free port, waits until it answers a prediction; yields it."""
     port = free_port()
     process = subprocess.Popen(
         [*command, "--port", str(port)],
@@ -113,7 +121,7 @@ def running(command: list[str], env: dict[str, str]) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{command} did not start")
             time.sleep(0.1)
-        yield url
+        yield Running(url, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -203,7 +211,8 @@ def main() -> None:
     for round_ in range(1, args.rounds + 1):
         for name, command in commands.items():
             # One server at a time, so they never compete for the cores.
-            with running(command, env) as url:
+            with running(command, env) as server:
+                url = server.url
                 for scenario in SCENARIOS:
                     body_file = bodies[scenario.body]
                     wrk(url, body_file, scenario.connections, 1)  # warm-up

@@ -48,18 +48,6 @@ def layer_of(stack: list[str]) -> str:
     return "other"
 
 
-def server_pid(port: str) -> str:
-    """The attnserve process started with `--port PORT` (the one `running` launched)."""
-    for proc in Path("/proc").iterdir():
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serve" in args and port.encode() in args:
-            return proc.name
-    raise RuntimeError(f"no server process on port {port}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=32)
@@ -75,16 +63,15 @@ def main() -> None:
         "ATTNSERVE_LOG_LEVEL": "warning",
         "ATTNSERVE_MODEL_REPOSITORY": str(DEFAULT_MODEL_DIR.parent.parent),
     }
-    with running([ATTNSERVE, "serve"], env) as url:
-        port = url.split(":")[2].split("/")[0]
-        pid = server_pid(port)
+    with running([ATTNSERVE, "serve"], env) as server:
+        wrk = ["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds + 3}s"]
         load = subprocess.Popen(
-            ["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds + 3}s", "-s", str(LUA), url],
+            [*wrk, "-s", str(LUA), server.url],
             env={"BODIES": str(bodies)},
             stdout=subprocess.DEVNULL,
         )
         time.sleep(1)
-        record = ["record", "--gil", "-p", pid, "-d", str(args.seconds), "-f", "raw"]
+        record = ["record", "--gil", "-p", str(server.pid), "-d", str(args.seconds), "-f", "raw"]
         subprocess.run(
             [str(py_spy), *record, "-o", str(raw)],
             check=True,

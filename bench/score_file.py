@@ -56,7 +56,8 @@ def main() -> None:
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     bodies = write_bodies(work)[HTTP_SCENARIO.body]
     rounds: list[dict[str, float]] = []
-    with running([ATTNSERVE, "serve"], {"ATTNSERVE_LOG_LEVEL": "warning"}) as url:
+    with running([ATTNSERVE, "serve"], {"ATTNSERVE_LOG_LEVEL": "warning"}) as server:
+        url = server.url
         wrk(url, bodies, HTTP_SCENARIO.connections, 1)  # warm-up
         for round_ in range(1, args.rounds + 1):
             file_rate = score_file_once(url, source, work / "scored.jsonl")

@@ -30,6 +30,14 @@ def _limit_descriptors(limit: int) -> Callable[[], None]:
     return apply
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time process `pid` has used so far, user and system, all its threads (Linux)."""
+    # the fields after the command name, whose parentheses may hold anything
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    user, system = int(fields[11]), int(fields[12])  # utime and stime: stat(5) fields 14, 15
+    return (user + system) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -68,7 +68,8 @@ def main() -> None:
     }
     for round_ in range(1, args.rounds + 1):
         for variant, env in variants.items():
-            with running([ATTNSERVE, "serve"], base | env) as url:
+            with running([ATTNSERVE, "serve"], base | env) as server:
+                url = server.url
                 for scenario in scenarios:
                     body_file = bodies[scenario.body]
                     wrk(url, body_file, scenario.connections, 1)

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from attnserve.service.grpc import attnserve_oip_pb2 as pb
 from attnserve.service.oip import signature
 from attnserve.service.oip.tensors import serialize_bytes
 from bench.common import ATTNSERVE, REPO_ROOT
-from bench.server_process import ServerProcess, free_port, serve
+from bench.server_process import ServerProcess, cpu_seconds, free_port, serve
 
 BODY = json.dumps({"texts": ["The battery life is great but the screen is awful"] * 8}).encode()
 
@@ -309,3 +310,26 @@ def test_a_grpc_port_already_taken_stops_serve_with_the_reason() -> None:
 
     assert done.returncode == 3
     assert f"gRPC cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_cpu_seconds_counts_what_a_process_computed_not_how_long_it_lived() -> None:
+    spin = "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass\n"
+    wait = "print('ready', flush=True)\ninput()\n"
+    busy, idle = (
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for code in (spin + wait, wait)
+    )
+    try:
+        for process in (busy, idle):
+            assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        assert cpu_seconds(busy.pid) >= 0.5
+        assert cpu_seconds(idle.pid) < 0.4
+    finally:
+        for process in (busy, idle):
+            process.kill()
+            process.wait()

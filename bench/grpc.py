@@ -10,7 +10,8 @@ same texts in both protocols. Single texts also go to each protocol's floor, in 
 rounds: bench/servers/floor.py and bench/servers/grpc_floor.py answer a constant of the same
 size, so each protocol's cost on this machine, without attnserve, is measured beside it.
 h2load counts HTTP/2 answers, which a gRPC error is too, so the gRPC calls that did not end
-OK are read from the server's own metrics. Each run also reads what the server process spent,
+OK are read from the server's own metrics, and so are the texts each batch of the model held.
+Each run also reads what the server process spent,
 CPU time over the calls answered (every thread: the event loop, gRPC's own threads, the
 model's), which tells what a call costs whatever else the machine was doing (the
 load generator shares the two cores). Prints each run and the medians, and writes
@@ -132,10 +133,9 @@ def _milliseconds(duration: str) -> float:
     return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def grpc_calls_not_ok(server: ServerProcess) -> int:
+def grpc_calls_not_ok(exposition: str) -> int:
     """ModelInfer calls the server answered with a status other than OK so far, but those
     CANCELLED: the streams h2load leaves when its time is up (wrk drops its too)."""
-    exposition = httpx.get(f"{server.url}/metrics").text
     total = 0.0
     for line in exposition.splitlines():
         series = line.startswith("attnserve_grpc_requests_total{")
@@ -143,6 +143,16 @@ def grpc_calls_not_ok(server: ServerProcess) -> int:
         if series and 'method="ModelInfer"' in line and answered:
             total += float(line.rsplit(" ", 1)[1])
     return int(total)
+
+
+def batch_totals(exposition: str) -> tuple[float, float]:
+    """The texts the model has run so far, and the batches they ran in."""
+    totals = {"sum": 0.0, "count": 0.0}
+    for line in exposition.splitlines():
+        for kind in totals:
+            if line.startswith(f'attnserve_batch_size_{kind}{{model="{MODEL}"}}'):
+                totals[kind] = float(line.rsplit(" ", 1)[1])
+    return totals["sum"], totals["count"]
 
 
 def main() -> None:
@@ -200,6 +210,7 @@ def main() -> None:
                         f"{figures['sentences_per_s']:9.0f} sentences/s  "
                         f"mean {figures['mean_ms']:7.2f} ms  "
                         f"server CPU {figures['cpu_us_per_request']:5.0f} µs/request  "
+                        f"{_batching(figures)}"
                         f"failed {figures['failed']}",
                         flush=True,
                     )
@@ -210,7 +221,8 @@ def main() -> None:
             print(
                 f"{scenario_name:<42} {protocol:<10} {m['requests_per_s']:9.0f} req/s  "
                 f"{m['sentences_per_s']:9.0f} sentences/s  mean {m['mean_ms']:7.2f} ms  "
-                f"server CPU {m['cpu_us_per_request']:5.0f} µs/request  failed {m['failed']}"
+                f"server CPU {m['cpu_us_per_request']:5.0f} µs/request  "
+                f"{_batching(m)}failed {m['failed']}"
             )
         for numerator, denominator in RATIOS:
             if numerator in protocols and denominator in protocols:
@@ -239,6 +251,13 @@ def main() -> None:
     )
 
 
+def _batching(figures: dict[str, Any]) -> str:
+    """The texts a batch held, for attnserve's figures; blank for a floor's."""
+    if "texts_per_batch" not in figures:
+        return " " * 19
+    return f"{figures['texts_per_batch']:5.1f} texts/batch  "
+
+
 @dataclass(frozen=True)
 class Load:
     """One scenario's load on one server: attnserve over either protocol, or a floor."""
@@ -249,14 +268,22 @@ class Load:
     scenario: Scenario
 
     def run(self, protocol: str, seconds: int) -> dict[str, Any]:
-        """requests/s, mean latency in ms, the server's CPU time a request (µs), and the
-        requests that failed."""
+        """requests/s, mean latency in ms, the server's CPU time a request (µs), the
+        requests that failed and, for attnserve, the mean texts a batch."""
+        metrics_url = f"{self.server.url}/metrics"
+        before = httpx.get(metrics_url).text
         cpu_before = cpu_seconds(self.target.pid)
         figures = self._load(protocol, seconds)
         answered = figures["requests_per_s"] * seconds
         figures["cpu_us_per_request"] = (
             (cpu_seconds(self.target.pid) - cpu_before) * 1e6 / answered if answered else 0.0
         )
+        if protocol in PROTOCOLS:
+            after = httpx.get(metrics_url).text
+            if protocol == "gRPC":
+                figures["failed"] += grpc_calls_not_ok(after) - grpc_calls_not_ok(before)
+            (texts, batches), (texts_before, batches_before) = map(batch_totals, (after, before))
+            figures["texts_per_batch"] = (texts - texts_before) / max(1.0, batches - batches_before)
         return figures
 
     def _load(self, protocol: str, seconds: int) -> dict[str, Any]:
@@ -269,12 +296,7 @@ class Load:
                 "mean_ms": figures["mean_ms"],
                 "failed": figures["non_2xx"] + figures["socket_errors"],
             }
-        if protocol == "gRPC floor":
-            return h2load(url, grpc_message, self.scenario.concurrency, seconds)
-        not_ok = grpc_calls_not_ok(self.server)
-        figures = h2load(url, grpc_message, self.scenario.concurrency, seconds)
-        figures["failed"] += grpc_calls_not_ok(self.server) - not_ok
-        return figures
+        return h2load(url, grpc_message, self.scenario.concurrency, seconds)
 
 
 @contextlib.contextmanager

@@ -83,19 +83,25 @@ def grpc_section(grpc: dict[str, Any]) -> list[str]:
         "as many connections; gRPC: `ModelInfer` on as many concurrent streams of one "
         "connection. The floors answer single texts with a constant of the same size: "
         "FastAPI on uvicorn (bench/servers/floor.py) and a bare grpcio server "
-        "(bench/servers/grpc_floor.py). Latency is the mean (h2load reports no percentiles).",
+        "(bench/servers/grpc_floor.py). Latency is the mean (h2load reports no percentiles). "
+        "Server CPU: the CPU time the server process (all its threads) spent over the run, "
+        "a request answered; texts/batch: the mean texts each batch of the model held, from "
+        "attnserve's metrics.",
         "",
-        "| scenario | server | requests/s | sentences/s | mean ms | failed | x HTTP | x floor |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | server | requests/s | sentences/s | mean ms | server CPU µs/request "
+        "| texts/batch | failed | x HTTP | x floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario, protocols in grpc["medians"].items():
         http = protocols["HTTP"]["requests_per_s"]
         for protocol, m in protocols.items():
             floor = protocols.get(f"{protocol} floor")  # attnserve's rows, by protocol
             by_floor = "" if floor is None else _ratio(m["requests_per_s"], floor["requests_per_s"])
+            batch = f"{m['texts_per_batch']:.1f}" if "texts_per_batch" in m else ""
             lines.append(
                 f"| {scenario} | {protocol} | {m['requests_per_s']:.0f} "
-                f"| {m['sentences_per_s']:.0f} | {m['mean_ms']:.2f} | {m['failed']} "
+                f"| {m['sentences_per_s']:.0f} | {m['mean_ms']:.2f} "
+                f"| {m['cpu_us_per_request']:.0f} | {batch} | {m['failed']} "
                 f"| {_ratio(m['requests_per_s'], http)} "
                 f"| {by_floor} |"
             )

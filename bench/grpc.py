@@ -1,7 +1,7 @@
 """HTTP and gRPC side by side on 127.0.0.1: one `attnserve serve` answering both, the same
 texts over each, rounds interleaving the two protocols.
 
-    .venv/bin/python -m bench.grpc [--rounds 3] [--seconds 5]
+    .venv/bin/python -m bench.grpc [--rounds 3] [--seconds 5] [--env NAME=VALUE ...] [--out grpc]
 
 Single texts from 32 connections (HTTP, wrk, bench/wrk/post.lua) against 32 concurrent
 streams on one connection (gRPC ModelInfer, h2load: a C HTTP/2 load generator sending the
@@ -159,7 +159,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument(
+        "--env",
+        nargs="*",
+        default=[],
+        type=_setting,
+        metavar="NAME=VALUE",
+        help="settings attnserve is served with besides its defaults, e.g. "
+        "ATTNSERVE_BATCH_MAX_DELAY_MS=2",
+    )
+    parser.add_argument("--out", default="grpc", help="results file: bench/results/OUT.json")
     args = parser.parse_args()
+    settings = dict(args.env)
     started_on = machine()
     for tool in ("wrk", "h2load"):
         if shutil.which(tool) is None:
@@ -175,7 +186,11 @@ def main() -> None:
         grpc_file.write_bytes(grpc_body(batch))
         files[scenario.texts_per_request] = (json_file, grpc_file)
     grpc_port = free_port()
-    environment = {"ATTNSERVE_GRPC_PORT": str(grpc_port), "ATTNSERVE_LOG_LEVEL": "warning"}
+    environment = {
+        "ATTNSERVE_GRPC_PORT": str(grpc_port),
+        "ATTNSERVE_LOG_LEVEL": "warning",
+        **settings,
+    }
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         s.name: {name: [] for name in s.servers} for s in SCENARIOS
     }
@@ -234,7 +249,7 @@ def main() -> None:
                     f"(server CPU a request {cpu:.2f}x)"
                 )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "grpc.json").write_text(
+    (RESULTS / f"{args.out}.json").write_text(
         json.dumps(
             {
                 "command": " ".join(["python -m bench.grpc", *sys.argv[1:]]),
@@ -242,6 +257,7 @@ def main() -> None:
                 "rounds": args.rounds,
                 "seconds": args.seconds,
                 "model": MODEL,
+                "settings": settings,
                 "medians": medians,
                 "runs": runs,
             },
@@ -249,6 +265,13 @@ def main() -> None:
         )
         + "\n"
     )
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not name.startswith("ATTNSERVE_") or not equals:
+        raise argparse.ArgumentTypeError(f"{text!r} is not ATTNSERVE_NAME=VALUE")
+    return name, value
 
 
 def _batching(figures: dict[str, Any]) -> str:

@@ -11,12 +11,12 @@ rounds: bench/servers/floor.py and bench/servers/grpc_floor.py answer a constant
 size, so each protocol's cost on this machine, without attnserve, is measured beside it.
 h2load counts HTTP/2 answers, which a gRPC error is too, so the gRPC calls that did not end
 OK are read from the server's own metrics, and so are the texts each batch of the model held.
-Each run also reads what the server process spent,
-CPU time over the calls answered (every thread: the event loop, gRPC's own threads, the
-model's), which tells what a call costs whatever else the machine was doing (the
-load generator shares the two cores). Prints each run and the medians, and writes
-bench/results/grpc.json. Needs wrk and h2load (Debian: apt-get install
-wrk nghttp2-client).
+Each run also reads the CPU time the server process spent (every thread: the event loop,
+gRPC's own threads, the model's) a request answered: what a request costs, whatever else the
+machine was doing (the load generator shares the two cores). `--env` serves attnserve with
+other settings. Prints each run and the medians, and writes bench/results/OUT.json (OUT:
+grpc unless `--out` says). Needs wrk and h2load (Debian: apt-get install wrk
+nghttp2-client).
 """
 
 from __future__ import annotations
@@ -294,7 +294,7 @@ class Load:
         """requests/s, mean latency in ms, the server's CPU time a request (µs), the
         requests that failed and, for attnserve, the mean texts a batch."""
         metrics_url = f"{self.server.url}/metrics"
-        before = httpx.get(metrics_url).text
+        before = httpx.get(metrics_url).text if protocol in PROTOCOLS else ""
         cpu_before = cpu_seconds(self.target.pid)
         figures = self._load(protocol, seconds)
         answered = figures["requests_per_s"] * seconds

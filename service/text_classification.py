@@ -3,13 +3,15 @@ Inference's classifier route), for the `huggingface_hub` InferenceClient and scr
 against the Hugging Face Inference API:
 
     {"inputs": "text" | ["text", ...], "parameters": {"top_k": 2}}
-    -> [[{"label": "positive", "score": 0.98, "tokens": [...], "truncated": false},
+    -> [[{"label": "positive", "score": 0.98, "tokens": [...], "truncated": false,
+          "readable": 1.0, "unreadable": false},
          {"label": "negative", "score": 0.02}], ...]
 
 One list per text (a single text too), its labels sorted by score, all of them unless
 `top_k`. The first entry of each list, the predicted label, also carries what the shape has
-no field for: `tokens` (each word's text, character offsets and attention, as in /v1) and
-`truncated`; clients of the shape read `label` and `score` and keep or ignore the rest.
+no field for: `tokens` (each word's text, character offsets and attention), `truncated`,
+`readable` and `unreadable`, as in /v1; clients of the shape read `label` and `score` and keep
+or ignore the rest.
 Errors on this path are `{"error": "<message>", "error_type": "<code>"}`.
 """
 
@@ -86,6 +88,16 @@ class LabelScore(BaseModel):
     truncated: bool | None = Field(
         default=None, description="On the first entry only: the text had more than max_tokens."
     )
+    readable: float | None = Field(
+        default=None,
+        description="On the first entry only: the share of the text's words the model knows, "
+        "as in /v1.",
+    )
+    unreadable: bool | None = Field(
+        default=None,
+        description="On the first entry only: the model knew none of the text's words (the "
+        "label is then a guess), as in /v1.",
+    )
 
 
 class ClassificationErrorBody(BaseModel):
@@ -100,8 +112,10 @@ def classification_error_body(error: ServiceError) -> dict[str, Any]:
 
 
 def label_scores_json(predictions: Predictions, top_k: int | None) -> bytes:
-    """Each text's labels by descending score (the first `top_k`), tokens on the first."""
+    """Each text's labels by descending score (the first `top_k`), tokens and what was read
+    on the first."""
     labels = predictions.labels
+    unreadable = predictions.unreadable
     answers = []
     for row, probabilities in enumerate(predictions.probabilities.tolist()):
         # stable: labels of equal score keep their order, so the first is the predicted one
@@ -111,6 +125,8 @@ def label_scores_json(predictions: Predictions, top_k: int | None) -> bytes:
         ]
         entries[0]["tokens"] = token_objects(predictions.texts[row], predictions.words[row])
         entries[0]["truncated"] = predictions.truncated[row]
+        entries[0]["readable"] = predictions.readable[row]
+        entries[0]["unreadable"] = unreadable[row]
         answers.append(entries)
     return to_json(answers)
 

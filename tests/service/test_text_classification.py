@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from attnserve.service.text_classification import LabelScore
 from tests.conftest import same_answer
 
-TEXTS = ["The battery life is great", "Crème brûlée 😀 was awful"]
+TEXTS = ["The battery life is great", "Crème brûlée 😀 was awful", "😀 🙃"]
 ANSWER = TypeAdapter(list[list[LabelScore]])
 
 
@@ -37,12 +37,11 @@ def test_every_label_by_descending_score_with_the_tokens_on_the_top_one(
             prediction["probabilities"], key=lambda label: -prediction["probabilities"][label]
         )
         assert {entry["label"]: entry["score"] for entry in labels} == prediction["probabilities"]
-        assert (top["label"], top["tokens"], top["truncated"]) == (
-            prediction["label"],
-            prediction["tokens"],
-            prediction["truncated"],
-        )
+        shared = ("label", "tokens", "truncated", "readable", "unreadable")
+        assert {key: top[key] for key in shared} == {key: prediction[key] for key in shared}
         assert all(set(entry) == {"label", "score"} for entry in rest)
+    # emoji alone: the model read nothing, and says so on this door too
+    assert several.json()[2][0]["unreadable"] is True
 
 
 def test_top_k_and_the_softmax_it_already_is(client: TestClient) -> None:

@@ -1,5 +1,6 @@
 """KServe's V1 protocol: `POST /v1/models/{name}:predict`, `{"instances": [...]}` in,
-`{"predictions": [...]}` out, in the order of the instances.
+`{"predictions": [...]}` out, in the order of the instances. Its `:explain` verb is answered
+404 with where the explanation is: in every prediction.
 
 An instance is a text, or an object with a `text`; a prediction is the same per-text object as
 /v1's (label, score, probabilities, tokens with their offsets and attention, truncated). Every
@@ -14,14 +15,14 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic_core import to_json
 
-from attnserve.service.errors import ServiceError
+from attnserve.service.errors import NotFound, ServiceError
 from attnserve.service.predictions import Predictions
 from attnserve.service.routes import Registry, answered, error_responses
 from attnserve.service.schemas import InputText, Prediction, text_or
 from attnserve.service.v1_json import prediction_objects
 
 # The paths whose errors take KServe's shape.
-PATH_PATTERN = r"/v1/models/[^/]+:predict"
+PATH_PATTERN = r"/v1/models/[^/]+:(predict|explain)"
 
 
 class TextInstance(BaseModel):
@@ -92,6 +93,20 @@ async def kserve_predict(
     """Classify `instances` with the named model (KServe's V1 protocol)."""
     predictions = await registry.get(name).predict(body.texts())
     return await answered(predictions, request, predictions_json)
+
+
+@router.post(
+    "/v1/models/{name}:explain",
+    status_code=404,
+    response_model=KServeErrorBody,
+    responses=error_responses(KServeErrorBody, 404),
+)
+async def kserve_explain(name: str) -> Response:
+    """Not served: `:predict` answers each text's explanation, its words' attention."""
+    raise NotFound(
+        f"KServe's :explain is not served. Each prediction of POST /v1/models/{name}:predict "
+        "carries its explanation: every word's attention with its character offsets (tokens)."
+    )
 
 
 # The routes that run a model (admission refuses them while its queue is full).

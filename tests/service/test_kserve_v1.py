@@ -71,6 +71,13 @@ def test_instances_as_texts_or_objects_answer_v1s_predictions(client: TestClient
             404,
             "No model named 'no-such-model'. Known models: ",
         ),
+        (
+            f"/v1/models/{MODEL}:explain",
+            {"instances": ["fine"]},
+            404,
+            f"KServe's :explain is not served. Each prediction of POST /v1/models/{MODEL}:predict "
+            "carries its explanation",
+        ),
     ],
 )
 def test_errors_take_kserves_shape(

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,20 @@ def test_two_workers_answer_and_stop_on_sigterm(shipped_repository: Path) -> Non
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert process.stdout is not None
+    output_lines: list[str] = []
+    both_ready = threading.Event()
+
+    def read_output(stream: Any) -> None:
+        ready = 0
+        for line in stream:
+            output_lines.append(line)
+            ready += json.loads(line).get("event") == "ready"
+            if ready == 2:
+                both_ready.set()
+
+    reader = threading.Thread(target=read_output, args=(process.stdout,), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 60
         answer = None
@@ -62,10 +77,14 @@ def test_two_workers_answer_and_stop_on_sigterm(shipped_repository: Path) -> Non
             )
             metadata = model(pb.ModelMetadataRequest(name="bilstm-additive"), timeout=30)
         assert metadata.inputs[0].name == "text"
+        # one worker answered; the other may still be loading on a busy machine
+        assert both_ready.wait(timeout=max(1.0, deadline - time.monotonic())), output_lines
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
 
+    output = "".join(output_lines)
     assert process.returncode == 0, output
     events = json_lines(output)
     # Each worker process loaded the models itself.

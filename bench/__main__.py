@@ -1,7 +1,8 @@
 """The whole benchmark suite, then BENCHMARKS.md: `.venv/bin/python -m bench`.
 
-Runs bench.startup, bench.inprocess and bench.http, for bilstm-additive (the fastest model:
-the request path's figures) and for the repository's default, the pretrained encoder, then
+Runs bench.startup, bench.inprocess, bench.ceiling (what the graphs serve with no server
+around them) and bench.http, for bilstm-additive (the fastest model: the request path's
+figures) and for the repository's default, the pretrained encoder, then
 bench.score_file and bench.grpc (HTTP and gRPC side by side; each also runs alone, see its
 docstring), and writes their figures into BENCHMARKS.md with
 bench.report. Takes about 25 minutes on 2 cores, and bench.grpc 2 more (more where the
@@ -20,6 +21,8 @@ from bench.common import REPO_ROOT
 STEPS = [
     ["bench.startup"],
     ["bench.inprocess"],
+    # what the shipped graphs serve with no server around them: the bound of every server
+    ["bench.ceiling"],
     ["bench.http"],
     # the largest shipped model, where batching pays most (its naive server needs the run)
     [

@@ -174,6 +174,30 @@ def inprocess_section(inprocess: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ceiling_section(ceiling: dict[str, Any]) -> list[str]:
+    lines = [
+        "### What ONNX Runtime alone serves: `python -m bench.ceiling`",
+        "",
+        _machine(ceiling),
+        "",
+        f"The shipped graphs, the same sentences pre-tokenised and padded as attnserve pads them, "
+        f"no server around them ({ceiling['cores']} cores; 'a run per core': as many threads, "
+        "each with a one-thread session); medians of "
+        f"{ceiling['rounds']} interleaved rounds of {ceiling['seconds']:g} s. No server of these "
+        "graphs can serve more on this machine.",
+        "",
+        "| model | scenario | sentences/s | CPU ms a sentence |",
+        "|---|---|---:|---:|",
+    ]
+    for model, scenarios in ceiling["medians"].items():
+        lines += [
+            f"| {model} | {scenario} | {figures['sentences_per_s']:.0f} "
+            f"| {figures['cpu_ms_per_sentence']:.3f} |"
+            for scenario, figures in scenarios.items()
+        ]
+    return [*lines, ""]
+
+
 def startup_section(startup: dict[str, Any]) -> list[str]:
     m = startup["medians"]
     return [
@@ -407,6 +431,9 @@ def render() -> str:
         lines += http_section(granian, f"Another ASGI server, {granian['model']}")
     if grpc is not None:
         lines += grpc_section(grpc)
+    ceiling = _load("ceiling")
+    if ceiling is not None:
+        lines += ceiling_section(ceiling)
     if inprocess is not None:
         lines += inprocess_section(inprocess)
     if startup is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -29,6 +30,14 @@ TRAINING_DATA = [
 TRAINING_LABELS = list(UCI_LABELS.values())
 SPLIT_SEED = 13
 SIMD_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+def setting(text: str) -> tuple[str, str]:
+    """An `ATTNSERVE_NAME=VALUE` argument, as (name, value)."""
+    name, equals, value = text.partition("=")
+    if not name.startswith("ATTNSERVE_") or not equals:
+        raise argparse.ArgumentTypeError(f"{text!r} is not ATTNSERVE_NAME=VALUE")
+    return name, value
 
 
 def sentences() -> list[str]:

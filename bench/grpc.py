@@ -47,6 +47,7 @@ from bench.common import (
     machine,
     median_figures,
     sentences,
+    setting,
 )
 from bench.http import Running, running, wrk
 from bench.server_process import ServerProcess, cpu_seconds, free_port, serve
@@ -163,7 +164,7 @@ def main() -> None:
         "--env",
         nargs="*",
         default=[],
-        type=_setting,
+        type=setting,
         metavar="NAME=VALUE",
         help="settings attnserve is served with besides its defaults, e.g. "
         "ATTNSERVE_BATCH_MAX_DELAY_MS=2",
@@ -265,13 +266,6 @@ def main() -> None:
         )
         + "\n"
     )
-
-
-def _setting(text: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not name.startswith("ATTNSERVE_") or not equals:
-        raise argparse.ArgumentTypeError(f"{text!r} is not ATTNSERVE_NAME=VALUE")
-    return name, value
 
 
 def _batching(figures: dict[str, Any]) -> str:

@@ -247,7 +247,9 @@ def tune_section(tune: dict[str, Any]) -> list[str]:
         "",
         _machine(tune),
         "",
-        f"Medians of {tune.get('rounds', 3)} interleaved rounds; each setting as stated:",
+        f"Medians of {tune.get('rounds', 3)} interleaved rounds; each setting as stated"
+        + (f", every one with {_env(tune['settings'])}" if tune.get("settings") else "")
+        + ":",
         "",
         *(
             f"- {name}: " + (_env(env) if env else "the service's defaults when it ran")

@@ -1,8 +1,10 @@
 """Chooses the batching defaults: attnserve under several settings, interleaved, over HTTP.
 
     .venv/bin/python -m bench.tune [--rounds 3] [--seconds 4] [--model NAME] [--out NAME]
+        [--only VARIANT ...] [--with ATTNSERVE_NAME=VALUE ...]
 
-Every variant changes one setting from the defaults and states it (a batch size, for the model
+Every variant changes the settings it names from the defaults (and from `--with`'s, which
+every variant runs with) and states them (a batch size, for the model
 tuned: over its manifest's serving hint too). Each round serves the repository's default model
 (or --model, as the default) once per setting and drives it with wrk at 1 and 32 connections
 with single texts, and with 64-text requests. Prints each run and the medians, and writes
@@ -19,14 +21,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, machine
+from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, machine, setting
 from bench.http import SCENARIOS, running, write_bodies, wrk
 
-# Each variant changes one setting from the service's defaults (32 texts a batch, no delay,
-# ONNX Runtime threads that spin as the model's manifest says).
+# Each variant changes the settings it names from the service's defaults (32 texts a batch, no
+# delay, one batch computing at a time, ONNX Runtime threads that spin as the model's manifest
+# says).
 VARIANTS: dict[str, dict[str, str]] = {
     "defaults": {},
     "no batching": {"ATTNSERVE_BATCHING": "false"},
+    "max 1": {"ATTNSERVE_BATCH_MAX_SIZES": "1"},
+    "max 4": {"ATTNSERVE_BATCH_MAX_SIZES": "4"},
     "max 8": {"ATTNSERVE_BATCH_MAX_SIZES": "8"},
     "max 16": {"ATTNSERVE_BATCH_MAX_SIZES": "16"},
     "max 64": {"ATTNSERVE_BATCH_MAX_SIZES": "64"},
@@ -34,6 +39,15 @@ VARIANTS: dict[str, dict[str, str]] = {
     "1 ORT thread": {"ATTNSERVE_INTRA_OP_THREADS": "1"},
     "spinning": {"ATTNSERVE_INTRA_OP_SPINNING": "true"},
     "no spinning": {"ATTNSERVE_INTRA_OP_SPINNING": "false"},
+    "2 batches at once": {"ATTNSERVE_BATCH_CONCURRENCY": "2"},
+    "2 batches at once, 1 ORT thread": {
+        "ATTNSERVE_BATCH_CONCURRENCY": "2",
+        "ATTNSERVE_INTRA_OP_THREADS": "1",
+    },
+    "2 batches at once, no spinning": {
+        "ATTNSERVE_BATCH_CONCURRENCY": "2",
+        "ATTNSERVE_INTRA_OP_SPINNING": "false",
+    },
 }
 
 
@@ -44,6 +58,16 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="variants to run (default: all)")
     parser.add_argument("--out", default="tune", help="results file: bench/results/OUT.json")
     parser.add_argument("--model", help="the model tuned (default: the repository's default)")
+    parser.add_argument(
+        "--with",
+        dest="settings",
+        nargs="*",
+        default=[],
+        type=setting,
+        metavar="NAME=VALUE",
+        help="settings every variant runs with, 'defaults' included, e.g. "
+        "ATTNSERVE_BATCH_CONCURRENCY=2",
+    )
     args = parser.parse_args()
     repository = DEFAULT_MODEL_DIR.parent.parent
     model = args.model or (repository / "default_model.txt").read_text().strip()
@@ -54,6 +78,7 @@ def main() -> None:
         "ATTNSERVE_LOG_LEVEL": "warning",
         "ATTNSERVE_MODEL_REPOSITORY": str(repository),
         "ATTNSERVE_DEFAULT_MODEL": model,
+        **dict(args.settings),
     }
     variants = {
         name: {
@@ -105,6 +130,7 @@ def main() -> None:
                 "machine": started_on,
                 "rounds": args.rounds,
                 "model": model,
+                "settings": dict(args.settings),
                 "variants": variants,
                 "medians": medians,
             },

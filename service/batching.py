@@ -6,8 +6,10 @@ padding); one worker task takes what is waiting (up to `max_batch_size` texts, w
 `max_delay_ms` for more; for a model whose manifest asks for it, when more wait than fit, the
 oldest request and those nearest it in length), pads it once to the longest row, runs it in a
 worker thread and hands every request its own rows back, with how long it waited in the queue
-and how long its batch computed. While a batch computes, the next one fills, so under load
-batches grow by themselves and at one connection nothing waits. The models are
+and how long its batch computed. Up to `max_concurrent_batches` batches compute at once (ONNX
+Runtime runs them side by side, each on the cores its own operators leave idle); once that
+many are computing, the next one fills, so under load batches grow by themselves and at one
+connection nothing waits. The models are
 padding-invariant (a text's answer does not depend on what it is padded with), which is what
 makes sharing a batch safe.
 Requests that ask for the `heads` output share batches only with each other.
@@ -71,6 +73,7 @@ class Batcher:
         max_wait_s: float = float("inf"),
         retry_after_s: int = 1,
         group_by_length: bool = False,
+        max_concurrent_batches: int = 1,
     ) -> None:
         self.runner = runner
         self.pad_id = pad_id
@@ -80,11 +83,13 @@ class Batcher:
         self.max_wait_s = max_wait_s
         self.retry_after_s = retry_after_s
         self.group_by_length = group_by_length
+        self.max_concurrent_batches = max_concurrent_batches
         self.ms_per_text: float | None = None  # measured; None until a batch has run
         self._queue: deque[_Waiting] = deque()
         self._queued_texts = 0
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._computing: set[asyncio.Task[None]] = set()
 
     def refusal(self, rows: int) -> Overloaded | None:
         """Overloaded when `rows` more texts would not fit in the queue, or would wait longer
@@ -102,8 +107,9 @@ class Batcher:
 
     def expected_wait_ms(self, rows: int = 0) -> float:
         """How long what is queued, and `rows` more texts, would take to run, as measured (a
-        millisecond a text until a batch has run)."""
-        return (self._queued_texts + rows) * (self.ms_per_text or UNMEASURED_MS_PER_TEXT)
+        millisecond a text until a batch has run), `max_concurrent_batches` batches at once."""
+        ms_per_text = self.ms_per_text or UNMEASURED_MS_PER_TEXT
+        return (self._queued_texts + rows) * ms_per_text / self.max_concurrent_batches
 
     async def run(self, batch: PaddedBatch, heads: bool = False) -> Computed:
         refusal = self.refusal(batch.rows)
@@ -185,13 +191,14 @@ class Batcher:
             self._queued_texts -= waiting.rows
 
     async def close(self) -> None:
-        """Stops the worker and the session's threads; requests still queued are answered
-        ModelNotReady."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        """Stops the worker and the session's threads; requests still queued or computing are
+        answered ModelNotReady."""
+        for task in (self._worker, *self._computing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._worker = None
         while self._queue:
             waiting = self._queue.popleft()
             if not waiting.future.done():
@@ -213,6 +220,9 @@ class Batcher:
             if not self._queue:
                 self._wakeup.clear()
                 continue
+            # Fills while as many batches as may compute at once are computing.
+            while len(self._computing) >= self.max_concurrent_batches:
+                await asyncio.wait(self._computing, return_when=asyncio.FIRST_COMPLETED)
             deadline = loop.time() + self.max_delay_s
             # Wait for more only while the batch is not full and the delay is not spent.
             while self._queued_texts < self.max_batch_size and loop.time() < deadline:
@@ -222,7 +232,9 @@ class Batcher:
                 except TimeoutError:
                     break
             if self._queue:  # unless all that waited were cancelled meanwhile
-                await self._run(self._take())
+                computing = loop.create_task(self._run(self._take()))
+                self._computing.add(computing)
+                computing.add_done_callback(self._computing.discard)
 
     def _take(self) -> list[_Waiting]:
         """The oldest request, and beside it as many others asking for the same outputs as fit
@@ -262,10 +274,13 @@ class Batcher:
         try:
             merged = self.merge([waiting.batch for waiting in live])
             computed = await self.runner.run(merged, live[0].heads)
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:  # cancelled: the batcher is closing
+            failure = ModelNotReady() if isinstance(exc, asyncio.CancelledError) else exc
             for waiting in live:
                 if not waiting.future.done():
-                    waiting.future.set_exception(exc)
+                    waiting.future.set_exception(failure)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             return
         per_text = computed.inference_ms / merged.rows
         self.ms_per_text = (

@@ -129,10 +129,12 @@ class SessionRunner:
         return Computed(outputs, queue_ms=0.0, inference_ms=(time.perf_counter() - start) * 1e3)
 
     async def close(self) -> None:
-        """Lets the threads finish the jobs queued and stop."""
-        for _ in self.workers:
+        """Lets the threads finish the jobs queued, and waits until they have stopped (a
+        process must not exit while one of them is inside ONNX Runtime)."""
+        workers, self.workers = self.workers, []
+        for _ in workers:
             self._jobs.put(None)
-        self.workers = []
+        await asyncio.to_thread(_join, workers)
 
     def _start_worker_unless_one_is_free(self) -> None:
         with self._lock:
@@ -159,6 +161,11 @@ class SessionRunner:
                 job.loop.call_soon_threadsafe(_settle, job.future, outputs, error)
             with self._lock:
                 self._busy -= 1
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
 
 
 def _settle(

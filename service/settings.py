@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     batch_max_delay_ms: float = Field(default=0.0, ge=0.0)
     """Longest a batch waits for more texts once one is queued; 0 takes only what is waiting."""
 
+    batch_concurrency: int = Field(default=1, ge=1)
+    """Batches of one model that may compute at once (ONNX Runtime runs them side by side);
+    while that many compute, the next batch fills."""
+
     batch_queue_texts: int = Field(default=2048, ge=1)
     """Most texts waiting for inference per model; past it requests get 503 with Retry-After."""
 

@@ -17,7 +17,7 @@ from attnserve.artifact.graph import PaddedBatch
 from attnserve.artifact.tokenizer import TextEncoder
 from attnserve.service.app import create_app
 from attnserve.service.batching import UNMEASURED_MS_PER_TEXT, Batcher
-from attnserve.service.errors import Overloaded, QueueTooSlow
+from attnserve.service.errors import ModelNotReady, Overloaded, QueueTooSlow
 from attnserve.service.inference import Computed, GraphOutputs, SessionRunner
 from attnserve.service.loading import LoadedModel, load_artifact
 from attnserve.service.providers import CPU, SessionConfig
@@ -439,3 +439,72 @@ async def test_a_request_cancelled_while_queued_leaves_the_queue_and_is_never_ru
         await batcher.close()
 
     assert [rows for rows, _ in inner.shapes] == [2]
+
+
+class OverlapRunner(SessionRunner):
+    """The real session runner, each batch held a moment, counting how many computed at once."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.computing = 0
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def compute(self, batch: PaddedBatch, heads: bool = False) -> GraphOutputs:
+        with self._lock:
+            self.computing += 1
+            self.most_at_once = max(self.most_at_once, self.computing)
+        try:
+            time.sleep(0.2)  # long enough for every batch dispatched at once to start
+            return super().compute(batch, heads)
+        finally:
+            with self._lock:
+                self.computing -= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("concurrent", [1, 2, 3])
+async def test_up_to_the_concurrency_batches_compute_at_once_and_answer_as_alone(
+    loaded_model: LoadedModel, concurrent: int
+) -> None:
+    inner = OverlapRunner(loaded_model.session)
+    encoder = loaded_model.encoder
+    batcher = Batcher(
+        inner,
+        encoder.pad_id,
+        max_batch_size=2,
+        max_delay_ms=0,
+        max_queue_texts=64,
+        max_concurrent_batches=concurrent,
+    )
+
+    batched = await _each_alone_at_once(batcher, encoder, TEXTS)  # 8 texts: 4 batches or more
+
+    assert inner.most_at_once == concurrent
+    for computed, alone in zip(batched, _one_by_one(loaded_model, TEXTS), strict=True):
+        np.testing.assert_allclose(computed.outputs.probabilities, alone.probabilities, atol=1e-6)
+        np.testing.assert_allclose(computed.outputs.attention, alone.attention, atol=1e-6)
+
+
+@pytest.mark.anyio
+async def test_closing_answers_the_requests_of_batches_still_computing(
+    loaded_model: LoadedModel,
+) -> None:
+    encoder = loaded_model.encoder
+    batcher = Batcher(
+        OverlapRunner(loaded_model.session),
+        encoder.pad_id,
+        max_batch_size=2,
+        max_delay_ms=0,
+        max_queue_texts=64,
+        max_concurrent_batches=2,
+    )
+    requests = [
+        asyncio.ensure_future(batcher.run(encoder.pad(encoder.encode([text])))) for text in TEXTS
+    ]
+    await asyncio.sleep(0.05)  # two batches computing, the rest queued
+
+    await batcher.close()
+
+    outcomes = await asyncio.gather(*requests, return_exceptions=True)
+    assert all(isinstance(outcome, ModelNotReady) for outcome in outcomes), outcomes

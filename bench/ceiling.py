@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from attnserve.service.loading import load_artifact
 from attnserve.service.onnxruntime_env import onnxruntime as ort
 from attnserve.service.providers import CPU, SessionConfig
 from attnserve.service.settings import Settings
-from bench.common import REPO_ROOT, RESULTS, machine, sentences
+from bench.common import REPO_ROOT, RESULTS, command_line, machine, sentences
 
 REPOSITORY = REPO_ROOT / "model_repository"
 REQUEST_TEXTS = 64
@@ -176,7 +175,7 @@ def main() -> None:
     (RESULTS / "ceiling.json").write_text(
         json.dumps(
             {
-                "command": " ".join(["python -m bench.ceiling", *sys.argv[1:]]),
+                "command": command_line("bench.ceiling"),
                 "machine": started_on,
                 "rounds": args.rounds,
                 "seconds": args.seconds,

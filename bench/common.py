@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,11 @@ TRAINING_DATA = [
 TRAINING_LABELS = list(UCI_LABELS.values())
 SPLIT_SEED = 13
 SIMD_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+def command_line(module: str) -> str:
+    """How this run was started, as a shell would take it back: `python -m MODULE ARGS`."""
+    return shlex.join(["python", "-m", module, *sys.argv[1:]])
 
 
 def setting(text: str) -> tuple[str, str]:

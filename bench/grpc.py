@@ -44,6 +44,7 @@ from bench.common import (
     DEFAULT_MODEL_DIR,
     REPO_ROOT,
     RESULTS,
+    command_line,
     machine,
     median_figures,
     sentences,
@@ -253,7 +254,7 @@ def main() -> None:
     (RESULTS / f"{args.out}.json").write_text(
         json.dumps(
             {
-                "command": " ".join(["python -m bench.grpc", *sys.argv[1:]]),
+                "command": command_line("bench.grpc"),
                 "machine": started_on,
                 "rounds": args.rounds,
                 "seconds": args.seconds,

@@ -40,6 +40,7 @@ from bench.common import (
     DEFAULT_RUN_DIR,
     REPO_ROOT,
     RESULTS,
+    command_line,
     ensure_run,
     machine,
     median_figures,
@@ -253,7 +254,7 @@ def main() -> None:
     (RESULTS / results).write_text(
         json.dumps(
             {
-                "command": " ".join(["python -m bench.http", *sys.argv[1:]]),
+                "command": command_line("bench.http"),
                 "machine": started_on,
                 "rounds": args.rounds,
                 "seconds": args.seconds,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,7 +36,15 @@ from attnserve.artifact.tokenizer import TextEncoder
 from attnserve.service.inference import SessionRunner
 from attnserve.service.loading import load_artifact
 from attnserve.service.providers import CPU, SessionConfig
-from bench.common import DEFAULT_MODEL_DIR, DEFAULT_RUN_DIR, RESULTS, ensure_run, machine, sentences
+from bench.common import (
+    DEFAULT_MODEL_DIR,
+    DEFAULT_RUN_DIR,
+    RESULTS,
+    command_line,
+    ensure_run,
+    machine,
+    sentences,
+)
 
 BATCHES = (1, 8, 64, 256)
 LENGTHS = (8, 16, 32, 64, 128, 256, 512)
@@ -183,7 +190,7 @@ def main() -> None:
     (RESULTS / "inprocess.json").write_text(
         json.dumps(
             {
-                "command": " ".join(["python -m bench.inprocess", *sys.argv[1:]]),
+                "command": command_line("bench.inprocess"),
                 "machine": started_on,
                 "reps": args.reps,
                 "session_open_ms": open_ms,

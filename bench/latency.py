@@ -18,7 +18,6 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ import onnxruntime as ort
 
 from attnserve.artifact.graph import OUTPUT_NAMES
 from attnserve.artifact.tokenizer import TextEncoder
-from bench.common import machine
+from bench.common import command_line, machine
 
 SENTENCE = "The battery life is great but the screen is awful and too dim."
 PIECES = 16
@@ -97,7 +96,7 @@ def main() -> None:
     # the machine may be shared: its load says how far the absolute figures can be trusted
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"load average (1, 5, 15 min) at the end: {load}")
-    command = " ".join(["python -m bench.latency", *sys.argv[1:]])
+    command = command_line("bench.latency")
     cpu = machine()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, machine
+from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, command_line, machine
 from bench.http import LUA, running, write_bodies
 
 # Innermost match wins: a frame in service/batching.py under fastapi's routing is batching.
@@ -100,7 +100,7 @@ def main() -> None:
     (RESULTS / f"profile-{args.texts}.json").write_text(
         json.dumps(
             {
-                "command": " ".join(["python -m bench.profile", *sys.argv[1:]]),
+                "command": command_line("bench.profile"),
                 "machine": started_on,
                 "samples": total,
                 "layers": {name: count / total for name, count in layers.most_common()},

@@ -195,6 +195,24 @@ def ceiling_section(ceiling: dict[str, Any]) -> list[str]:
             f"| {figures['cpu_ms_per_sentence']:.3f} |"
             for scenario, figures in scenarios.items()
         ]
+    # servers of a graph run beside the ceiling, on the same machine (bench.http --results
+    # ceiling-http-NAME.json)
+    for path in sorted(RESULTS.glob("ceiling-http-*.json")):
+        served = json.loads(path.read_text())
+        lines += [
+            "",
+            f"Served over HTTP on the same machine: `{served['command']}`, "
+            f"{served['machine']['date']}, medians of {served['rounds']} rounds:",
+            "",
+            "| model | scenario | server | sentences/s | p50 ms |",
+            "|---|---|---|---:|---:|",
+        ]
+        for scenario in (SCENARIO_1, SCENARIO_32, SCENARIO_BATCH):
+            lines += [
+                f"| {served['model']} | {scenario} | {server} | {m['sentences_per_s']:.0f} "
+                f"| {m['p50_ms']:.2f} |"
+                for server, m in served["medians"][scenario].items()
+            ]
     return [*lines, ""]
 
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ATTNSERVE, REPO_ROOT, RESULTS, machine, sentences
+from bench.common import ATTNSERVE, REPO_ROOT, RESULTS, command_line, machine, sentences
 from bench.http import SCENARIOS, running, write_bodies, wrk
 
 HTTP_SCENARIO = next(s for s in SCENARIOS if s.texts_per_request == 64)
@@ -80,7 +80,7 @@ def main() -> None:
     (RESULTS / "score_file.json").write_text(
         json.dumps(
             {
-                "command": " ".join(["python -m bench.score_file", *sys.argv[1:]]),
+                "command": command_line("bench.score_file"),
                 "machine": started_on,
                 "lines": args.lines,
                 "seconds": args.seconds,

@@ -16,14 +16,13 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, machine
+from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, command_line, machine
 from bench.server_process import free_port
 
 
@@ -114,7 +113,7 @@ def main() -> None:
     (RESULTS / "startup.json").write_text(
         json.dumps(
             {
-                "command": " ".join(["python -m bench.startup", *sys.argv[1:]]),
+                "command": command_line("bench.startup"),
                 "models": "all shipped" if args.all_models else DEFAULT_MODEL_DIR.parent.name,
                 "machine": started_on,
                 "runs": results,

@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, machine, setting
+from bench.common import ATTNSERVE, DEFAULT_MODEL_DIR, RESULTS, command_line, machine, setting
 from bench.http import SCENARIOS, running, write_bodies, wrk
 
 # Each variant changes the settings it names from the service's defaults (32 texts a batch, no
@@ -126,7 +125,7 @@ def main() -> None:
     (RESULTS / f"{args.out}.json").write_text(
         json.dumps(
             {
-                "command": " ".join(["python -m bench.tune", *sys.argv[1:]]),
+                "command": command_line("bench.tune"),
                 "machine": started_on,
                 "rounds": args.rounds,
                 "model": model,

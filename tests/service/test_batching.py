@@ -462,6 +462,18 @@ class OverlapRunner(SessionRunner):
                 self.computing -= 1
 
 
+def _in_pairs(runner: SessionRunner, pad_id: int, concurrent: int) -> Batcher:
+    """Batches of two texts, taken as soon as they wait, `concurrent` computing at once."""
+    return Batcher(
+        runner,
+        pad_id,
+        max_batch_size=2,
+        max_delay_ms=0,
+        max_queue_texts=64,
+        max_concurrent_batches=concurrent,
+    )
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("concurrent", [1, 2, 3])
 async def test_up_to_the_concurrency_batches_compute_at_once_and_answer_as_alone(
@@ -469,21 +481,17 @@ async def test_up_to_the_concurrency_batches_compute_at_once_and_answer_as_alone
 ) -> None:
     inner = OverlapRunner(loaded_model.session)
     encoder = loaded_model.encoder
-    batcher = Batcher(
-        inner,
-        encoder.pad_id,
-        max_batch_size=2,
-        max_delay_ms=0,
-        max_queue_texts=64,
-        max_concurrent_batches=concurrent,
-    )
+    batcher = _in_pairs(inner, encoder.pad_id, concurrent)
 
     batched = await _each_alone_at_once(batcher, encoder, TEXTS)  # 8 texts: 4 batches or more
 
     assert inner.most_at_once == concurrent
-    for computed, alone in zip(batched, _one_by_one(loaded_model, TEXTS), strict=True):
-        np.testing.assert_allclose(computed.outputs.probabilities, alone.probabilities, atol=1e-6)
-        np.testing.assert_allclose(computed.outputs.attention, alone.attention, atol=1e-6)
+    alone = _one_by_one(loaded_model, TEXTS)
+    assert all(
+        np.allclose(computed.outputs.probabilities, one.probabilities, atol=1e-6)
+        and np.allclose(computed.outputs.attention, one.attention, atol=1e-6)
+        for computed, one in zip(batched, alone, strict=True)
+    )
 
 
 @pytest.mark.anyio
@@ -491,14 +499,7 @@ async def test_closing_answers_the_requests_of_batches_still_computing(
     loaded_model: LoadedModel,
 ) -> None:
     encoder = loaded_model.encoder
-    batcher = Batcher(
-        OverlapRunner(loaded_model.session),
-        encoder.pad_id,
-        max_batch_size=2,
-        max_delay_ms=0,
-        max_queue_texts=64,
-        max_concurrent_batches=2,
-    )
+    batcher = _in_pairs(OverlapRunner(loaded_model.session), encoder.pad_id, concurrent=2)
     requests = [
         asyncio.ensure_future(batcher.run(encoder.pad(encoder.encode([text])))) for text in TEXTS
     ]

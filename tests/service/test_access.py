@@ -70,7 +70,8 @@ def test_with_keys_only_health_answers_without_a_valid_key(
             continue
         assert (missing.status_code, not_bearer.status_code, wrong.status_code) == (401, 401, 403)
         assert missing.headers["www-authenticate"] == "Bearer"
-        if path.startswith("/v2") or path.endswith(":predict"):  # the OIP's and KServe v1's shape
+        # the OIP's and KServe v1's shape
+        if path.startswith("/v2") or path.endswith((":predict", ":explain")):
             assert wrong.json() == {"error": "The API key is not valid."}
             continue
         if path == "/predict":  # the text-classification shape

@@ -12,8 +12,9 @@ the loop that calls them: no HTTP, no JSON, no tokenising, no batching queue. Sc
 - single texts, a run per core (each a session of one thread): the most a server that runs a
   text at a time (bench's plain server) could serve;
 - single texts in batches of the size attnserve runs the model at (the manifest's hint, else
-  the default 32), the whole file sorted by length first, a run per core: the most a batching
-  server could serve (no queue ever holds texts this alike in length);
+  the default 32), the whole file sorted by length first (no queue ever holds texts this
+  alike in length): one run at a time in the service's session, as attnserve runs them by
+  default, and a run per core, the most a batching server could serve;
 - 64-text requests, each sorted by length and cut at that size as attnserve cuts a request,
   a run per core.
 
@@ -84,6 +85,12 @@ def scenarios(model_dir: Path) -> list[Scenario]:
     return [
         Scenario("single texts, one run at a time", padded(encoder, texts, 1), 1, served.session),
         Scenario("single texts, a run per core", padded(encoder, texts, 1), CORES, per_core),
+        Scenario(
+            f"single texts in batches of {size} by length, one run at a time",
+            padded(encoder, by_length(encoder, texts), size),
+            1,
+            served.session,
+        ),
         Scenario(
             f"single texts in batches of {size} by length, a run per core",
             padded(encoder, by_length(encoder, texts), size),

@@ -95,12 +95,20 @@ class TerminalHeatmap:
                 yield Text(text)
             if not any(token.attention is not None for token in prediction.tokens):
                 yield Text("(this model has no attention)", style="dim")
-                continue
-            if not shades:
-                yield Text(weights(prediction))
-            if prediction.truncated:
-                read = "the shaded part" if shades else "the tokens listed"
-                yield Text(f"(truncated: only {read} was read)", style="dim")
+            else:
+                if not shades:
+                    yield Text(weights(prediction))
+                if prediction.truncated:
+                    read = "the shaded part" if shades else "the tokens listed"
+                    yield Text(f"(truncated: only {read} was read)", style="dim")
+            if prediction.unreadable:
+                yield Text("(unreadable: the model knew none of its words; the label is a guess)")
+            elif prediction.readable < 1:
+                yield Text(
+                    f"(read {prediction.readable:.0%} of its words: the model knew the others "
+                    "only as unknown)",
+                    style="dim",
+                )
 
 
 def weights(prediction: Prediction) -> str:

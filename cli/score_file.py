@@ -139,6 +139,7 @@ def _record(item: InputText, outcome: Outcome, tokens: bool) -> dict[str, Any]:
         "label": outcome.label,
         "score": outcome.score,
         "probabilities": outcome.probabilities,
+        "readable": outcome.readable,
     }
     if tokens:
         record["tokens"] = [token.model_dump() for token in outcome.tokens]
@@ -156,7 +157,7 @@ def _writer(
 
         return write_line
     columns = ["line", "text", "label", "score", *(f"probability_{label}" for label in labels)]
-    columns += ["tokens"] * tokens + ["error"]
+    columns += ["readable", *["tokens"] * tokens, "error"]
     table = csv.DictWriter(output, columns, lineterminator="\n")
     table.writeheader()
 

@@ -156,6 +156,12 @@ function render(text, answer, timing) {
   renderText(text, prediction);
   document.getElementById("model-note").textContent = model ? modelNote(model) : "";
   const notes = [`${answer.model} v${answer.version}`];
+  if (prediction.unreadable) {
+    notes.push("unreadable: the model knew none of these words, so the label is a guess");
+  } else if (prediction.readable < 1) {
+    const share = Math.round(prediction.readable * 100);
+    notes.push(`read ${share}% of the words: the model knew the others only as unknown`);
+  }
   if (prediction.truncated) {
     notes.push("truncated: the model read only the shaded part");
   }

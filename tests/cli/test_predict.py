@@ -168,6 +168,7 @@ def test_a_csv_file_is_scored_in_order_with_refused_texts_kept(
         assert (record["label"], record["score"]) == (served["label"], served["score"])
         assert record["probabilities"] == served["probabilities"]
         assert record["tokens"] == served["tokens"]
+        assert record["readable"] == served["readable"]
     # off a terminal: a plain line per tenth done, then the counts
     lines = done.stderr.splitlines()
     assert lines[-2] == "scored 4/4 texts"
@@ -200,6 +201,7 @@ def test_standard_input_through_a_server_is_chunked_to_its_limit_and_written_as_
     assert [float(row["probability_positive"]) for row in rows] == [
         p["probabilities"]["positive"] for p in served
     ]
+    assert [float(row["readable"]) for row in rows] == [p["readable"] for p in served]
     assert {row["error"] for row in rows} == {""}
     assert done.stderr.splitlines()[-1].startswith("lstm: scored 10 of 10 texts in ")
 

@@ -95,6 +95,29 @@ def test_an_error_shows_the_apis_message(browser: Any, server_process: str) -> N
     page.close()
 
 
+def test_the_note_says_when_the_model_could_not_read_the_text(
+    browser: Any, server_process: str
+) -> None:
+    page = browser.new_page()
+    page.goto(f"{server_process}/")
+    page.wait_for_selector("#model option", state="attached")
+    notes = {}
+    for text in ("😀 🙃", "great 😀", "great"):
+        page.fill("#text", text)
+        page.click("#submit")
+        page.wait_for_function(
+            "text => document.getElementById('highlighted').textContent === text", arg=text
+        )
+        notes[text] = page.inner_text("#note")
+
+    assert (
+        "unreadable: the model knew none of these words, so the label is a guess" in notes["😀 🙃"]
+    )
+    assert "read 50% of the words: the model knew the others only as unknown" in notes["great 😀"]
+    assert "unreadable" not in notes["great"] and "read " not in notes["great"]
+    page.close()
+
+
 def test_the_picker_names_each_model_once_with_its_accuracy(
     browser: Any, server_process: str
 ) -> None:

@@ -80,9 +80,7 @@ def test_the_page_shades_each_token_by_the_apis_attention(
 
 
 def test_an_error_shows_the_apis_message(browser: Any, server_process: str) -> None:
-    page = browser.new_page()
-    page.goto(f"{server_process}/")
-    page.wait_for_selector("#model option", state="attached")
+    page = _opened(browser, server_process)
 
     page.fill("#text", "   ")
     page.click("#submit")
@@ -98,9 +96,7 @@ def test_an_error_shows_the_apis_message(browser: Any, server_process: str) -> N
 def test_the_note_says_when_the_model_could_not_read_the_text(
     browser: Any, server_process: str
 ) -> None:
-    page = browser.new_page()
-    page.goto(f"{server_process}/")
-    page.wait_for_selector("#model option", state="attached")
+    page = _opened(browser, server_process)
     notes = {}
     for text in ("😀 🙃", "great 😀", "great"):
         page.fill("#text", text)
@@ -121,9 +117,7 @@ def test_the_note_says_when_the_model_could_not_read_the_text(
 def test_the_picker_names_each_model_once_with_its_accuracy(
     browser: Any, server_process: str
 ) -> None:
-    page = browser.new_page()
-    page.goto(f"{server_process}/")
-    page.wait_for_selector("#model option", state="attached")
+    page = _opened(browser, server_process)
 
     options = page.eval_on_selector_all(
         "#model option", "options => options.map(o => [o.value, o.textContent])"
@@ -146,9 +140,7 @@ def test_a_legend_and_a_note_say_how_far_to_trust_the_shading(
 ) -> None:
     """The legend's ramp runs pale to deep; the note gives the picked model's figures from
     GET /v1/models: accuracy, and attention's faithfulness against random words (AOPC)."""
-    page = browser.new_page()
-    page.goto(f"{server_process}/")
-    page.wait_for_selector("#model option", state="attached")
+    page = _opened(browser, server_process)
     notes = {}
     for name in ("bilstm-additive", "lstm", "minilm-attention"):
         page.select_option("#model", name)
@@ -178,3 +170,11 @@ def test_a_legend_and_a_note_say_how_far_to_trust_the_shading(
             assert figure in notes[name], notes[name]
     assert notes["lstm"].endswith("It has no attention: nothing is shaded.")
     page.close()
+
+
+def _opened(browser: Any, server_process: str) -> Any:
+    """A new page on the server's /, once its model picker is filled."""
+    page = browser.new_page()
+    page.goto(f"{server_process}/")
+    page.wait_for_selector("#model option", state="attached")
+    return page

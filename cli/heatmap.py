@@ -101,14 +101,21 @@ class TerminalHeatmap:
                 if prediction.truncated:
                     read = "the shaded part" if shades else "the tokens listed"
                     yield Text(f"(truncated: only {read} was read)", style="dim")
-            if prediction.unreadable:
-                yield Text("(unreadable: the model knew none of its words; the label is a guess)")
-            elif prediction.readable < 1:
-                yield Text(
-                    f"(read {prediction.readable:.0%} of its words: the model knew the others "
-                    "only as unknown)",
-                    style="dim",
-                )
+            note = readability(prediction)
+            if note is not None:
+                yield Text(f"({note})", style="" if prediction.unreadable else "dim")
+
+
+def readability(prediction: Prediction) -> str | None:
+    """What to say of a text the model could not read whole; None when it knew every word."""
+    if prediction.unreadable:
+        return "unreadable: the model knew none of its words; the label is a guess"
+    if prediction.readable < 1:
+        return (
+            f"read {prediction.readable:.0%} of its words: the model knew the others only as "
+            "unknown"
+        )
+    return None
 
 
 def weights(prediction: Prediction) -> str:
@@ -148,9 +155,12 @@ def html_heatmap(texts: list[str], response: PredictResponse) -> str:
     sections = []
     for text, prediction in zip(texts, response.predictions, strict=True):
         pieces = [_html_piece(segment) for segment in segments(text, prediction)]
+        note = readability(prediction)
         sections.append(
             f'<section>\n<p class="label">{html.escape(summary(prediction))}</p>\n'
-            f'<p class="text">{"".join(pieces)}</p>\n</section>'
+            f'<p class="text">{"".join(pieces)}</p>\n'
+            + ("" if note is None else f'<p class="note">{html.escape(note)}</p>\n')
+            + "</section>"
         )
     title = html.escape(f"attnserve: {response.model} v{response.version}")
     return _PAGE.format(title=title, sections="\n".join(sections))
@@ -180,6 +190,7 @@ _PAGE = """<!doctype html>
 body {{ font: 16px/1.6 system-ui, sans-serif; max-width: 50rem; margin: 2rem auto; }}
 .label {{ font-weight: bold; margin-bottom: 0.25rem; }}
 .text {{ white-space: pre-wrap; margin-top: 0; }}
+.note {{ color: #555; margin-top: 0; }}
 .token {{ border-radius: 3px; }}
 </style>
 </head>

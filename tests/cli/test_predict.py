@@ -36,16 +36,26 @@ def test_prints_the_label_and_the_text(
     assert lines[2] == TEXT
 
 
-def test_says_when_the_model_could_not_read_the_text(shipped_repository: Path) -> None:
+def test_says_when_the_model_could_not_read_the_text(
+    shipped_repository: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "heatmap.html"
     done = runner.invoke(
-        app, ["predict", "--repository", str(shipped_repository), "😀 🙃", "great 😀", TEXT]
+        app,
+        [
+            *("predict", "--repository", str(shipped_repository), "--html", str(page)),
+            *("😀 🙃", "great 😀", TEXT),
+        ],
     )
 
     assert done.exit_code == 0, done.output
-    said = done.stdout
-    assert said.count("(unreadable: the model knew none of its words; the label is a guess)") == 1
-    assert said.count("(read 50% of its words: the model knew the others only as unknown)") == 1
+    unreadable = "unreadable: the model knew none of its words; the label is a guess"
+    partly = "read 50% of its words: the model knew the others only as unknown"
+    said, written = done.stdout, page.read_text("utf-8")
+    assert said.count(f"({unreadable})") == said.count(f"({partly})") == 1
     assert said.count("(read ") == 1  # a text it read whole gets no note
+    assert written.count(unreadable) == written.count(partly) == 1
+    assert written.count('class="note"') == 2
 
 
 def test_json_is_the_servers_answer_and_html_writes_a_heatmap(

@@ -40,6 +40,12 @@ def test_the_recorded_split_is_rebuilt_and_scored(
 
 
 def test_onnx_scores_match_the_figures_of_the_manifest(report: EvaluationReport) -> None:
+    if report.calibration is not None:
+        # the served probabilities as export measured them, on whatever CPU: an int8 graph's
+        # answers once moved with the instruction set (AVX2 alone against AVX-512 VNNI)
+        for scores, side in ((report.test, "test"), (report.validation, "validation")):
+            recorded = report.calibration.ece_after[side]
+            assert scores.calibration_error == pytest.approx(recorded, abs=1e-6), side
     if report.quantization is not None:
         # an int8 graph's own test accuracy was measured at export (the metrics are PyTorch's)
         assert report.test.accuracy == pytest.approx(report.quantization.int8_test_accuracy)

@@ -10,6 +10,11 @@ import onnxruntime as ort
 
 from attnserve.artifact.graph import OUTPUT_NAMES
 from attnserve.artifact.tokenizer import EncodedText, TextEncoder
+from attnserve.service.providers import CPU, SessionConfig
+
+# The service's own session options: what export measures (int8 accuracy, the temperature) is
+# computed as the served answers are, whatever int8 instructions the CPU has.
+SERVED = SessionConfig(providers=(CPU,), exact=True)
 
 BATCH_SIZE = 64
 
@@ -18,7 +23,7 @@ def run_graph(
     path: Path, encoder: TextEncoder, encoded: list[EncodedText]
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """(probabilities (N, C), attention (N, T_max)) over every text, in batches."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), SERVED.session_options(), providers=[CPU])
     probabilities, attention = [], []
     width = max(len(item.ids) for item in encoded)
     for start in range(0, len(encoded), BATCH_SIZE):

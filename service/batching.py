@@ -153,6 +153,13 @@ class Batcher:
             outputs, queue_ms=max(0.0, total_ms - inference_ms), inference_ms=inference_ms
         )
 
+    def run_now(self, batch: PaddedBatch) -> Computed | None:
+        """The session computes `batch` here when nothing waits or computes (there is nothing
+        to batch it with) and it would; else None."""
+        if self._queue or self._computing:
+            return None
+        return self.runner.run_now(batch)
+
     def chunks(self, batch: PaddedBatch) -> tuple[list[PaddedBatch], npt.NDArray[np.intp]]:
         """`batch` in pieces of at most `max_batch_size` texts, each cut to its own longest
         row, and the order of `batch`'s rows in them. A request larger than a batch is sorted

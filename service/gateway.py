@@ -191,6 +191,7 @@ class Gateway:
         self.gzip_min_bytes = gzip_min_bytes
         self.max_heads_in_flight = max_heads_in_flight
         self.heads_in_flight = 0
+        self.predictions_in_flight = 0
         self.api_keys = api_keys
         self.guarded: ASGIApp = self._guarded
         if cors_origins:
@@ -347,10 +348,12 @@ class Gateway:
             await self.responder.response(error, scope, error.headers)(scope, receive, send)
             return True
         self.heads_in_flight += heads
+        self.predictions_in_flight += 1
         try:
             await self._answer(request, registry, path_params.get("name"), scope, receive, send)
         finally:
             self.heads_in_flight -= heads
+            self.predictions_in_flight -= 1
         return True
 
     async def _answer(
@@ -365,7 +368,9 @@ class Gateway:
         """Predicts, encodes and sends the answer (or the error) to a decoded request."""
         try:
             predictor = registry.get(name)
-            prediction = predictor.predict(request.all_texts(), request.detail)
+            # a request alone in flight may compute on the loop (service/inference.py)
+            alone = self.predictions_in_flight == 1
+            prediction = predictor.predict(request.all_texts(), request.detail, alone)
             if predictor.runner.expected_wait_ms() < WATCH_CLIENT_AFTER_MS:
                 predictions = await prediction
             else:

@@ -60,6 +60,11 @@ class Runner(Protocol):
 
     async def run(self, batch: PaddedBatch, heads: bool = False) -> Computed: ...
 
+    def run_now(self, batch: PaddedBatch) -> Computed | None:
+        """`batch` computed on the calling thread (the event loop) when it is small and cheap
+        enough and the model idle; else None, and it goes to `run`."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -75,13 +80,22 @@ class _Job:
     heads: bool
 
 
+# Weight of the newest batch in the moving average of a one-text batch's compute time.
+_SMOOTHING = 0.2
+
+
 class SessionRunner:
     """Runs one session; each call computes in one of the session's own threads (ONNX Runtime
     releases the GIL, so it runs in parallel with the event loop).
 
     The threads take jobs from one queue and hand each answer back with one
     `call_soon_threadsafe`: a cheaper round trip than `asyncio.to_thread`'s executor, whose
-    futures and context copy cost about as much as a small batch's inference."""
+    futures and context copy cost about as much as a small batch's inference.
+
+    `run_now` computes a one-text batch on the calling thread instead, while no thread is
+    computing, when the model's one-text batches have computed in under `inline_below_ms` (a
+    moving average): for a small model a lone request's text computes in about the time the
+    round trip to a thread and back takes, and the threads' wake-ups are saved."""
 
     def __init__(
         self,
@@ -89,11 +103,15 @@ class SessionRunner:
         observe: BatchObserver | None = None,
         temperature: float = 1.0,
         threads: int = INFERENCE_THREADS,
+        inline_below_ms: float = 0.0,
     ):
         self.session = session
         self.observe = observe
         self.temperature = temperature
         self.threads = threads
+        self.inline_below_ms = inline_below_ms
+        # milliseconds a batch of one text computed, a moving average; None until one has run
+        self.one_text_ms: float | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.workers: list[threading.Thread] = []  # started as calls came, up to `threads`
         self._busy = 0  # jobs queued or computing
@@ -103,7 +121,14 @@ class SessionRunner:
         names = [*OUTPUT_NAMES, HEADS_OUTPUT] if heads else list(OUTPUT_NAMES)
         if self.observe is not None:
             self.observe(batch.rows)
+        start = time.perf_counter()
         results = self.session.run(names, batch.feeds())
+        if batch.rows == 1:
+            took_ms = (time.perf_counter() - start) * 1000.0
+            measured = self.one_text_ms
+            self.one_text_ms = (
+                took_ms if measured is None else (1 - _SMOOTHING) * measured + _SMOOTHING * took_ms
+            )
         return GraphOutputs(
             # every answer, /v1 and /v2 alike, is calibrated here, once a batch
             probabilities=temperature_scaled(
@@ -126,6 +151,14 @@ class SessionRunner:
         self._start_worker_unless_one_is_free()
         self._jobs.put(_Job(loop, future, batch, heads))
         outputs = await future
+        return Computed(outputs, queue_ms=0.0, inference_ms=(time.perf_counter() - start) * 1e3)
+
+    def run_now(self, batch: PaddedBatch) -> Computed | None:
+        measured = self.one_text_ms
+        if batch.rows != 1 or self._busy or measured is None or measured >= self.inline_below_ms:
+            return None
+        start = time.perf_counter()
+        outputs = self.compute(batch)
         return Computed(outputs, queue_ms=0.0, inference_ms=(time.perf_counter() - start) * 1e3)
 
     async def close(self) -> None:
@@ -156,11 +189,11 @@ class SessionRunner:
                 outputs = self.compute(job.batch, job.heads)
             except Exception as exc:  # handed to the awaiting request, which answers it
                 error = exc
+            with self._lock:  # before the answer: its caller may find the model idle
+                self._busy -= 1
             # a loop closed meanwhile has nobody waiting for the answer
             with contextlib.suppress(RuntimeError):
                 job.loop.call_soon_threadsafe(_settle, job.future, outputs, error)
-            with self._lock:
-                self._busy -= 1
 
 
 def _join(threads: list[threading.Thread]) -> None:

@@ -158,7 +158,10 @@ def build_predictor(
     observe = None if observe_batch is None else functools.partial(observe_batch, name)
     calibration = model.manifest.calibration
     session = SessionRunner(
-        model.session, observe, temperature=1.0 if calibration is None else calibration.temperature
+        model.session,
+        observe,
+        temperature=1.0 if calibration is None else calibration.temperature,
+        inline_below_ms=settings.inline_below_ms,
     )
     runner: Runner = session
     if settings.batching:

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     """Batches of one model that may compute at once (ONNX Runtime runs them side by side);
     while that many compute, the next batch fills."""
 
+    inline_below_ms: float = Field(default=1.0, ge=0.0)
+    """A /v1 request of one text, alone in flight, computes on the event loop itself (no
+    hand-off to a worker thread and back) when its model is idle and computes a lone text in
+    under this many milliseconds (as measured); 0: every batch computes in a worker thread."""
+
     batch_queue_texts: int = Field(default=2048, ge=1)
     """Most texts waiting for inference per model; past it requests get 503 with Retry-After."""
 

@@ -509,3 +509,25 @@ async def test_closing_answers_the_requests_of_batches_still_computing(
 
     outcomes = await asyncio.gather(*requests, return_exceptions=True)
     assert all(isinstance(outcome, ModelNotReady) for outcome in outcomes), outcomes
+
+
+@pytest.mark.anyio
+async def test_a_text_is_computed_now_only_while_nothing_waits_or_computes(
+    loaded_model: LoadedModel,
+) -> None:
+    encoder = loaded_model.encoder
+    session = SessionRunner(loaded_model.session, inline_below_ms=60_000.0)
+    batcher = Batcher(session, encoder.pad_id, 32, 0, max_queue_texts=4096)
+    one = encoder.pad(encoder.encode(TEXTS[1:2]))
+    queued = await batcher.run(one)  # measures the model's time a text
+
+    many = asyncio.ensure_future(batcher.run(encoder.pad(encoder.encode(TEXTS * 200))))
+    await asyncio.sleep(0)  # 50 batches queued, the first about to compute
+    assert batcher.run_now(one) is None
+    await many
+    await asyncio.sleep(0)  # the last batch's task leaves the batcher's computing set
+    now = batcher.run_now(one)
+
+    assert now is not None
+    np.testing.assert_array_equal(now.outputs.probabilities, queued.outputs.probabilities)
+    await batcher.close()

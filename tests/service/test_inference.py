@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 import numpy as np
 import pytest
 
 from attnserve.artifact.calibration import temperature_scaled
 from attnserve.artifact.graph import PaddedBatch
-from attnserve.service.inference import SessionRunner
+from attnserve.service.inference import Computed, GraphOutputs, SessionRunner
 from attnserve.service.loading import LoadedModel
 
 TEXTS = ["fine", "The screen is bright and the battery lasts all day", "Never again!"]
@@ -91,6 +93,78 @@ async def test_concurrent_runs_each_get_their_own_answer_from_a_bounded_set_of_t
     for worker in workers:
         worker.join(timeout=5)
         assert not worker.is_alive()
+
+
+class ThreadRecordingRunner(SessionRunner):
+    """The real session runner, recording the thread each batch computed in."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.threads_computing: list[str] = []
+
+    def compute(self, batch: PaddedBatch, heads: bool = False) -> GraphOutputs:
+        self.threads_computing.append(threading.current_thread().name)
+        return super().compute(batch, heads)
+
+
+def _one_text(model: LoadedModel) -> PaddedBatch:
+    return model.encoder.pad(model.encoder.encode(TEXTS[1:2]))
+
+
+async def _measured(
+    model: LoadedModel, limit_ms: float
+) -> tuple[ThreadRecordingRunner, PaddedBatch, Computed]:
+    """A runner with that inline limit, a one-text batch, and its answer from the runner's
+    thread (which measures the model's time for one text)."""
+    runner = ThreadRecordingRunner(model.session, inline_below_ms=limit_ms)
+    batch = _one_text(model)
+    assert runner.run_now(batch) is None  # nothing measured yet
+    return runner, batch, await runner.run(batch)
+
+
+@pytest.mark.anyio
+async def test_a_text_of_a_model_under_the_inline_limit_computes_now_on_the_calling_thread(
+    loaded_model: LoadedModel,
+) -> None:
+    runner, batch, threaded = await _measured(loaded_model, 60_000.0)
+
+    now = runner.run_now(batch)
+
+    assert now is not None
+    assert runner.one_text_ms is not None and runner.one_text_ms > 0.0
+    assert runner.threads_computing == ["inference", threading.current_thread().name]
+    np.testing.assert_array_equal(threaded.outputs.probabilities, now.outputs.probabilities)
+    np.testing.assert_array_equal(threaded.outputs.attention, now.outputs.attention)
+    assert now.queue_ms == 0.0 and now.inference_ms > 0.0
+    assert runner.run_now(_batch(loaded_model)) is None  # three texts: not now
+    await runner.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("limit_ms", [0.0, 1e-6])
+async def test_a_text_of_a_model_over_the_inline_limit_is_not_computed_now(
+    loaded_model: LoadedModel, limit_ms: float
+) -> None:
+    runner, batch, _ = await _measured(loaded_model, limit_ms)
+
+    assert runner.run_now(batch) is None
+    assert runner.threads_computing == ["inference"]
+    await runner.close()
+
+
+@pytest.mark.anyio
+async def test_a_text_is_not_computed_now_while_a_thread_computes(
+    loaded_model: LoadedModel,
+) -> None:
+    runner, batch, _ = await _measured(loaded_model, 60_000.0)
+    large = loaded_model.encoder.pad(loaded_model.encoder.encode(TEXTS * 200))
+
+    computing = asyncio.ensure_future(runner.run(large))
+    await asyncio.sleep(0)  # handed to a thread
+    assert runner.run_now(batch) is None
+    await computing
+    assert runner.run_now(batch) is not None
+    await runner.close()
 
 
 def test_probabilities_come_back_calibrated_by_the_temperature(loaded_model: LoadedModel) -> None:

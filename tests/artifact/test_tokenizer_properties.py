@@ -98,6 +98,23 @@ def test_a_batch_encodes_each_text_as_alone(loaded_model: LoadedModel, batch: li
     ]
 
 
+@PROPERTY
+@given(text=st.text(st.characters(max_codepoint=127)))
+def test_an_ascii_text_encodes_as_the_whole_tokenizer_encodes_it(
+    word_model: LoadedModel, text: str
+) -> None:
+    """ASCII texts skip the word model's NFKD step (it changes none of them): the same tokens
+    and offsets as its shipped tokenizer, normalisation and all, gives."""
+    encoder = word_model.encoder
+    assert "NFKD" in encoder.tokenizer.to_str()
+    assert "NFKD" not in encoder._ascii_tokenizer.to_str()
+
+    [item] = encoder.encode([text])
+
+    whole = encoder.tokenizer.encode(text)
+    assert (item.ids, item.offsets) == (whole.ids, whole.offsets)
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -35,13 +35,11 @@ import numpy.typing as npt
 
 from attnserve.artifact.graph import PaddedBatch
 from attnserve.service.errors import ModelNotReady, Overloaded, QueueTooSlow
-from attnserve.service.inference import Computed, GraphOutputs, SessionRunner
+from attnserve.service.inference import Computed, GraphOutputs, SessionRunner, smoothed
 
 logger = logging.getLogger(__name__)
 
 
-# Weight of the newest batch in the moving average of time per text.
-_SMOOTHING = 0.2
 # How far past a batch the queue is searched for requests of like length, in batches.
 _LOOKAHEAD = 2
 # What a text is taken to cost before any batch has run.
@@ -289,12 +287,7 @@ class Batcher:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        per_text = computed.inference_ms / merged.rows
-        self.ms_per_text = (
-            per_text
-            if self.ms_per_text is None
-            else (1 - _SMOOTHING) * self.ms_per_text + _SMOOTHING * per_text
-        )
+        self.ms_per_text = smoothed(self.ms_per_text, computed.inference_ms / merged.rows)
         outputs = computed.outputs
         row = 0
         for waiting in live:

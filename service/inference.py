@@ -80,8 +80,13 @@ class _Job:
     heads: bool
 
 
-# Weight of the newest batch in the moving average of a one-text batch's compute time.
+# Weight of the newest batch in the moving averages of measured times.
 _SMOOTHING = 0.2
+
+
+def smoothed(average: float | None, newest: float) -> float:
+    """`newest` folded into a moving average of measured times; the first one starts it."""
+    return newest if average is None else (1 - _SMOOTHING) * average + _SMOOTHING * newest
 
 
 class SessionRunner:
@@ -124,11 +129,7 @@ class SessionRunner:
         start = time.perf_counter()
         results = self.session.run(names, batch.feeds())
         if batch.rows == 1:
-            took_ms = (time.perf_counter() - start) * 1000.0
-            measured = self.one_text_ms
-            self.one_text_ms = (
-                took_ms if measured is None else (1 - _SMOOTHING) * measured + _SMOOTHING * took_ms
-            )
+            self.one_text_ms = smoothed(self.one_text_ms, (time.perf_counter() - start) * 1e3)
         return GraphOutputs(
             # every answer, /v1 and /v2 alike, is calibrated here, once a batch
             probabilities=temperature_scaled(

@@ -143,6 +143,15 @@ def train(
     ] = None,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/val/test split.")] = 13,
     max_epochs: Annotated[int | None, typer.Option(help="Upper bound on epochs.")] = None,
+    rdrop_alpha: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="R-Drop: run each batch twice under independent dropout and add this times "
+            "the symmetric KL divergence of the two predictions to the loss (0: off, the "
+            "default; measured in the README).",
+        ),
+    ] = None,
     skip_bad: Annotated[
         bool, typer.Option(help="Skip malformed lines (counted) instead of failing.")
     ] = False,
@@ -171,6 +180,8 @@ def train(
         config = train_config_for(architecture, seed=seed, split_seed=split_seed)
         if max_epochs is not None:
             config = replace(config, max_epochs=max_epochs)
+        if rdrop_alpha is not None:
+            config = replace(config, rdrop_alpha=rdrop_alpha)
         if seeds is None:
             _report_training(run_dir, run(run_dir, config))
             return

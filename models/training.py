@@ -69,6 +69,9 @@ class TrainConfig:
     schedule: Literal["constant", "linear"] = "constant"
     warmup_fraction: float = 0.0
     weight_decay: float = 1e-2
+    # R-Drop (Liang et al., 2021): each batch runs twice, under independent dropout, and the
+    # loss adds this times the symmetric KL divergence between the two predictions (0: off)
+    rdrop_alpha: float = 0.0
     batch_size: int = 32
     max_epochs: int = 30
     patience: int = 8
@@ -297,7 +300,7 @@ def fit(
             unit="batch",
         )
         loss, train_accuracy = train_epoch(
-            model, encoder, train_set, batches, optimizer, scheduler, bar
+            model, encoder, train_set, batches, optimizer, scheduler, bar, config.rdrop_alpha
         )
         validation_accuracy = accuracy(model, encoder, validation_set)
         bar.set_postfix(
@@ -375,14 +378,18 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     bar: tqdm[None],
+    rdrop_alpha: float = 0.0,
 ) -> tuple[float, float]:
     """One pass over `batches` (lists of indices) with dropout on: (mean loss, accuracy)."""
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     for indices in batches:
         batch = make_batch(encoder, train_set, indices)
-        logits, _ = model.forward_logits(batch.input_ids, batch.attention_mask)  # (B, C)
-        loss = nn.functional.cross_entropy(logits, batch.labels)
+        if rdrop_alpha:
+            logits, loss = rdrop_loss(model, batch, rdrop_alpha)
+        else:
+            logits, _ = model.forward_logits(batch.input_ids, batch.attention_mask)  # (B, C)
+            loss = nn.functional.cross_entropy(logits, batch.labels)
         optimizer.zero_grad()
         torch.autograd.backward(loss)
         optimizer.step()
@@ -393,6 +400,28 @@ def train_epoch(
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
         bar.update()
     return loss_sum / seen, correct / seen
+
+
+def rdrop_loss(
+    model: SentimentClassifier, batch: Batch, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """R-Drop: the batch twice in one pass (dropout differs between the copies); the mean of
+    their cross-entropies plus `alpha` times the symmetric KL divergence between their
+    predictions. Returns the first copy's logits (B, C) and the loss."""
+    doubled_ids = torch.cat([batch.input_ids, batch.input_ids])  # (2B, T)
+    doubled_mask = torch.cat([batch.attention_mask, batch.attention_mask])
+    logits, _ = model.forward_logits(doubled_ids, doubled_mask)  # (2B, C)
+    first, second = logits.chunk(2)
+    cross_entropy = (
+        nn.functional.cross_entropy(first, batch.labels)
+        + nn.functional.cross_entropy(second, batch.labels)
+    ) / 2
+    log_first, log_second = first.log_softmax(dim=-1), second.log_softmax(dim=-1)
+    divergence = (
+        nn.functional.kl_div(log_first, log_second, log_target=True, reduction="batchmean")
+        + nn.functional.kl_div(log_second, log_first, log_target=True, reduction="batchmean")
+    ) / 2
+    return first, cross_entropy + alpha * divergence
 
 
 @torch.no_grad()

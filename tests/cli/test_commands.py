@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from attnserve.cli.main import app
+from attnserve.models.checkpoint import RECORD_FILE, RunRecord
 from tests.three_class import write_three_class_jsonl
 
 runner = CliRunner()
@@ -89,6 +90,20 @@ def test_training_off_a_terminal_prints_epoch_lines_not_bars(tmp_path: Path) -> 
     assert done.exit_code == 0, done.output
     assert [line.split(":")[0] for line in done.stderr.splitlines()] == ["epoch 1", "epoch 2"]
     assert "\r" not in done.stderr
+
+
+def test_rdrop_alpha_is_trained_with_and_recorded(tmp_path: Path) -> None:
+    data = write_three_class_jsonl(tmp_path / "reviews.jsonl", per_label=10)
+    args = ["train", str(data), "--run-dir", str(tmp_path / "run"), "--max-epochs", "1"]
+    args += ["--text-column", "review", "--label-column", "sentiment"]
+
+    negative = runner.invoke(app, [*args, "--rdrop-alpha", "-1"])
+    done = runner.invoke(app, [*args, "--rdrop-alpha", "0.5"])
+
+    assert negative.exit_code == 2
+    assert done.exit_code == 0, done.output
+    record = RunRecord.model_validate_json((tmp_path / "run" / RECORD_FILE).read_text("utf-8"))
+    assert record.training.hyperparameters["rdrop_alpha"] == 0.5
 
 
 def test_serving_without_a_repository_says_what_to_pass(tmp_path: Path) -> None:

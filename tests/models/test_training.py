@@ -11,7 +11,7 @@ from torch import nn
 
 from attnserve.artifact.data import Columns, Example, load_sources, sha256_file, split_examples
 from attnserve.artifact.tokenizer import TextEncoder
-from attnserve.models.architectures import ARCHITECTURES
+from attnserve.models.architectures import ARCHITECTURES, build_model
 from attnserve.models.checkpoint import (
     CHECKPOINT_FILE,
     RECORD_FILE,
@@ -20,12 +20,15 @@ from attnserve.models.checkpoint import (
     load_checkpoint,
 )
 from attnserve.models.classifiers import SentimentClassifier
+from attnserve.models.config import ModelConfig
 from attnserve.models.training import (
     SPLIT_FRACTIONS,
     TrainConfig,
     accuracy,
     encode_examples,
+    make_batch,
     parameter_groups,
+    rdrop_loss,
     train,
     train_config_for,
 )
@@ -201,3 +204,36 @@ def test_layer_wise_decay_lowers_each_encoder_layer_below_the_top() -> None:
     assert rate_of[id(named["encoder.embeddings.weight"])] == pytest.approx(2.5e-5)
     assert rate_of[id(named["head.weight"])] == pytest.approx(1e-3)
     assert len(rate_of) == len(named)
+
+
+def test_rdrop_adds_the_divergence_between_two_dropout_passes(run_dir: Path) -> None:
+    encoder = TextEncoder.from_file(run_dir / TOKENIZER_FILE, 24)
+    examples = [Example("great phone", "positive", "s"), Example("awful battery", "negative", "s")]
+    data = encode_examples(encoder, examples, LABELS)
+    batch = make_batch(encoder, data, [0, 1])
+
+    def model(dropout: float) -> SentimentClassifier:
+        torch.manual_seed(0)
+        config = ModelConfig(
+            architecture="bilstm-additive",
+            vocab_size=encoder.vocab_size,
+            pad_token_id=encoder.pad_id,
+            embedding_dim=8,
+            hidden_dim=8,
+            dropout=dropout,
+        )
+        return build_model(config).train()
+
+    # Without dropout both copies agree: the loss is the plain cross-entropy.
+    without = model(0.0)
+    logits, loss = rdrop_loss(without, batch, alpha=1.0)
+    plain, _ = without.forward_logits(batch.input_ids, batch.attention_mask)
+    torch.testing.assert_close(logits, plain)
+    torch.testing.assert_close(loss, nn.functional.cross_entropy(plain, batch.labels))
+
+    # With dropout the copies differ, and alpha scales what their divergence adds.
+    torch.manual_seed(1)
+    _, cross_entropy_only = rdrop_loss(model(0.5), batch, alpha=0.0)
+    torch.manual_seed(1)
+    _, with_divergence = rdrop_loss(model(0.5), batch, alpha=10.0)
+    assert with_divergence > cross_entropy_only

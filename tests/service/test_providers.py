@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 
 from attnserve.service.errors import ProviderUnavailable
 from attnserve.service.loading import load_artifact
-from attnserve.service.providers import CPU, CUDA, TENSORRT, SessionConfig, resolve_providers
+from attnserve.service.providers import (
+    CPU,
+    CUDA,
+    TENSORRT,
+    SessionConfig,
+    has_exact_int8_dot_products,
+    resolve_providers,
+)
+from bench.common import sentences
 
 
 @pytest.mark.parametrize(
@@ -90,3 +99,55 @@ def test_the_shipped_encoder_spins_and_the_word_model_does_not(shipped_repositor
         for name, s in sessions.items()
     }
     assert spins == {"minilm-attention": "1", "bilstm-additive": "0"}
+
+
+UINT8_WEIGHTS = "session.x64quantprecision"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "exact"),
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni amx_int8\n", True),
+        ("flags\t\t: fpu sse2 avx2 avx_vnni\n", True),
+        # AVX-512 alone saturates like AVX2
+        ("flags\t\t: fpu sse2 avx2 avx512f avx512bw\nbugs\t\t: avx_vnni\n", False),
+        ("processor\t: 0\nFeatures\t: fp asimd asimddp\n", False),  # no x86 flags line
+        (None, False),  # no /proc/cpuinfo
+    ],
+)
+def test_vnni_is_read_from_the_cpu_flags(tmp_path: Path, cpuinfo: str | None, exact: bool) -> None:
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
+
+    assert has_exact_int8_dot_products(path) is exact
+
+
+def test_int8_weights_are_widened_to_uint8_only_without_vnni() -> None:
+    without = SessionConfig(providers=(CPU,), exact=True, exact_int8=False).session_options()
+    with_vnni = SessionConfig(providers=(CPU,), exact=True, exact_int8=True).session_options()
+
+    assert without.get_session_config_entry(UINT8_WEIGHTS) == "1"
+    with pytest.raises(RuntimeError, match=UINT8_WEIGHTS):
+        with_vnni.get_session_config_entry(UINT8_WEIGHTS)
+
+
+def test_the_served_encoder_computes_the_bits_of_uint8_x_uint8_on_this_cpu(
+    shipped_repository: Path,
+) -> None:
+    """Where this CPU has VNNI the service keeps the default kernels: they must add exactly."""
+    served = load_artifact(
+        shipped_repository / "minilm-attention" / "1", SessionConfig(providers=(CPU,), exact=True)
+    )
+    options = SessionConfig(providers=(CPU,), exact=True, exact_int8=False).session_options()
+    widened = ort.InferenceSession(str(served.directory / "model.onnx"), options, providers=[CPU])
+    texts = sentences()[:48]
+
+    for size in (1, 5, 16):
+        for start in range(0, len(texts), size):
+            encoded = [e for e in served.encoder.encode(texts[start : start + size]) if e.ids]
+            feeds = served.encoder.pad(encoded).feeds()
+            for ours, theirs in zip(
+                served.session.run(None, feeds), widened.run(None, feeds), strict=True
+            ):
+                np.testing.assert_array_equal(ours, theirs)

@@ -6,15 +6,22 @@ served probabilities mean what they say (Guo et al., 2017).
 Dividing the logits by T > 0 never changes which label is most probable, only how sure the
 answer sounds. Export fits T (export/calibration.py) and records it in the manifest; the
 service applies it to every batch it runs (service/inference.py). The expected calibration error
-(ECE) compares confidence with accuracy in equal-width bins of confidence.
+(ECE) compares confidence with accuracy in equal-width bins of confidence; on a few hundred
+texts it is noisy, and `calibrated_error_spread` says where a perfectly calibrated model's
+would land.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 ECE_BINS = 10
+# draws of consistency resampling, and the share of them its interval holds
+CONSISTENCY_DRAWS = 2000
+CONSISTENCY_INTERVAL = 0.9
 # log(0) would be -inf: a probability that underflowed to 0 counts as the smallest float32
 _TINY = np.finfo(np.float32).tiny
 # T is searched on a log scale between these (a model can be 20x over- or under-confident)
@@ -89,3 +96,39 @@ def expected_calibration_error(
             gap = abs(float(correct[inside].mean()) - float(confidence[inside].mean()))
             error += float(inside.mean()) * gap
     return error
+
+
+class Spread(NamedTuple):
+    median: float
+    low: float
+    high: float
+
+
+def calibrated_error_spread(
+    probabilities: npt.NDArray[np.float32],
+    bins: int = ECE_BINS,
+    draws: int = CONSISTENCY_DRAWS,
+    seed: int = 0,
+) -> Spread:
+    """The ECE a perfectly calibrated model with these confidences shows on as many texts:
+    (median, low, high), low and high bounding CONSISTENCY_INTERVAL of the draws. Consistency
+    resampling (Broecker and Smith, 2007): each draw resamples the texts with replacement and
+    makes each right with the probability its confidence says. An ECE inside it is what
+    calibrated probabilities give on so few texts."""
+    if len(probabilities) == 0:
+        raise ValueError("calibration error needs at least one example")
+    random = np.random.default_rng(seed)
+    count = len(probabilities)
+    predicted = probabilities.argmax(axis=1)  # (N,)
+    confidence = probabilities.max(axis=1)  # (N,)
+    errors = np.empty(draws)
+    for draw in range(draws):
+        rows = random.integers(0, count, count)  # (N,)
+        right = random.random(count) < confidence[rows]  # (N,)
+        # a wrong answer's label is any other than the one predicted: the error only counts
+        # whether the label is the predicted one
+        labels = np.where(right, predicted[rows], predicted[rows] + 1)
+        errors[draw] = expected_calibration_error(probabilities[rows], labels, bins)
+    tail = (1.0 - CONSISTENCY_INTERVAL) / 2.0 * 100.0
+    low, median, high = np.percentile(errors, [tail, 50.0, 100.0 - tail])
+    return Spread(float(median), float(low), float(high))

@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from attnserve.artifact.calibration import expected_calibration_error
+from attnserve.artifact.calibration import (
+    CONSISTENCY_DRAWS,
+    CONSISTENCY_INTERVAL,
+    calibrated_error_spread,
+    expected_calibration_error,
+)
 from attnserve.artifact.data import Example, label_ids
 from attnserve.artifact.manifest import CalibrationRecord, QuantizationRecord
 from attnserve.artifact.scores import Scores
@@ -49,6 +54,17 @@ def load_behaviour(path: Path) -> list[BehaviourCase]:
         ]
 
 
+class ErrorSpread(BaseModel):
+    """The ECE perfectly calibrated probabilities with the served confidences show on as many
+    texts (consistency resampling): its median, and the bounds of the middle draws."""
+
+    median: float
+    low: float
+    high: float
+    interval: float = Field(CONSISTENCY_INTERVAL, description="share of the draws in [low, high]")
+    draws: int = CONSISTENCY_DRAWS
+
+
 class SplitScores(BaseModel):
     """How the model does on one side of the split."""
 
@@ -60,6 +76,9 @@ class SplitScores(BaseModel):
     )
     calibration_error: float = Field(
         description="Expected calibration error (10 bins) of the served probabilities"
+    )
+    calibrated_error: ErrorSpread = Field(
+        description="The calibration error a perfectly calibrated model would show here"
     )
 
 
@@ -179,4 +198,5 @@ async def _score(predictor: Predictor, examples: Sequence[Example]) -> SplitScor
         macro_f1=scores.macro_f1,
         confusion=scores.confusion,
         calibration_error=expected_calibration_error(served, labels),
+        calibrated_error=ErrorSpread(**calibrated_error_spread(served)._asdict()),
     )

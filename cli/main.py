@@ -336,6 +336,19 @@ def evaluate(
             f"{name:<10} accuracy {scores.accuracy:.4f}  macro-F1 {scores.macro_f1:.4f}  "
             f"ECE {scores.calibration_error:.4f}  ({scores.examples} sentences)"
         )
+    spreads = {
+        "test": report.test.calibrated_error,
+        "validation": report.validation.calibrated_error,
+    }
+    typer.echo(
+        "ECE of perfectly calibrated probabilities with these confidences on as many sentences "
+        f"({spreads['test'].draws} draws): "
+        + ", ".join(
+            f"{name} {spread.median:.4f} ({spread.interval:.0%} within "
+            f"{spread.low:.4f}-{spread.high:.4f})"
+            for name, spread in spreads.items()
+        )
+    )
     typer.echo("\n".join(confusion_lines(report.labels, report.test.confusion, "test")))
     if report.behaviour:
         typer.echo(

@@ -8,6 +8,7 @@ import numpy.typing as npt
 import pytest
 
 from attnserve.artifact.calibration import (
+    calibrated_error_spread,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
@@ -68,3 +69,34 @@ def test_calibration_error_by_hand() -> None:
     error = expected_calibration_error(probabilities.astype(np.float32), labels)
 
     assert error == pytest.approx(0.5 * 0.45 + 0.5 * 0.45, abs=1e-6)
+
+
+def test_a_calibrated_model_on_few_texts_lands_where_the_spread_says() -> None:
+    rng = np.random.default_rng(1)
+    probabilities = _softmax(rng.normal(scale=3.0, size=(200, 2)))
+    predicted = probabilities.argmax(axis=1)
+    # 300 test sets of 200 texts whose labels follow the probabilities exactly
+    errors = []
+    for _ in range(300):
+        right = rng.random(200) < probabilities.max(axis=1)
+        labels = np.where(right, predicted, 1 - predicted)
+        errors.append(expected_calibration_error(probabilities, labels))
+
+    spread = calibrated_error_spread(probabilities)
+
+    assert spread.low < spread.median < spread.high
+    assert spread.median > 0.01  # far from 0 on 200 texts, though perfectly calibrated
+    assert spread.median == pytest.approx(float(np.median(errors)), rel=0.25)
+    inside = np.mean([spread.low <= error <= spread.high for error in errors])
+    assert 0.8 <= inside <= 1.0
+
+
+def test_the_spread_narrows_with_more_texts_and_is_nil_for_certain_answers() -> None:
+    rng = np.random.default_rng(2)
+    probabilities = _softmax(rng.normal(scale=3.0, size=(3200, 2)))
+
+    few, many = calibrated_error_spread(probabilities[:200]), calibrated_error_spread(probabilities)
+
+    assert many.median < few.median / 2.5  # ~1/sqrt(16) of it
+    certain = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (50, 1))
+    assert calibrated_error_spread(certain) == (0.0, 0.0, 0.0)

@@ -11,12 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from attnserve.artifact.calibration import expected_calibration_error
 from attnserve.artifact.data import label_ids
 from attnserve.artifact.manifest import Manifest
 from attnserve.artifact.split import SplitMismatch, rebuild_split
 from attnserve.cli.evaluation import BEHAVIOUR_SET, EvaluationReport, evaluate, load_behaviour
+from attnserve.cli.main import app
 from tests.conftest import REPO_ROOT, cpu_settings
 
 
@@ -147,3 +149,16 @@ def test_the_default_model_gets_more_of_the_behaviour_set_right_than_bilstm_addi
         )
 
     assert correct("/v1/predict") > correct("/v1/models/bilstm-additive/predict")
+
+
+def test_each_calibration_error_comes_with_what_a_calibrated_model_would_show(
+    report: EvaluationReport, shipped_model_dir: Path
+) -> None:
+    for scores in (report.test, report.validation):
+        spread = scores.calibrated_error
+        assert 0.0 < spread.low < spread.median < spread.high < 0.2
+
+    printed = CliRunner().invoke(app, ["evaluate", str(shipped_model_dir)]).output
+
+    test = report.test.calibrated_error
+    assert f"test {test.median:.4f} (90% within {test.low:.4f}-{test.high:.4f})" in printed

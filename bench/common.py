@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from attnserve.artifact.data import UCI_LABELS
+from attnserve.service.providers import CPUINFO, cpu_flags
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "bench" / "results"
@@ -62,16 +63,14 @@ def ensure_run(run_dir: Path, architecture: str = "bilstm-additive") -> None:
 def machine() -> dict[str, str]:
     """Where and when: CPU model, cores, OS, Python, the time (UTC) and the load (1/5/15 min)."""
     cpu = platform.processor() or "unknown"
-    flags: set[str] = set()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu == (platform.processor() or "unknown"):
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
+    flags = cpu_flags()
     return {
         "cpu": cpu,
         "cores": str(os.cpu_count()),

@@ -23,16 +23,21 @@ CPUINFO = Path("/proc/cpuinfo")
 _EXACT_INT8_DOT_PRODUCTS = frozenset({"avx512_vnni", "avx_vnni"})
 
 
-def has_exact_int8_dot_products(cpuinfo: Path = CPUINFO) -> bool:
-    """Whether the CPU's flags (Linux's /proc/cpuinfo) name VNNI; False where none are listed."""
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags as Linux's /proc/cpuinfo lists them (x86); empty where none are."""
     try:
         lines = cpuinfo.read_text().splitlines()
     except OSError:
-        return False
+        return frozenset()
     for line in lines:
         if line.startswith("flags"):
-            return not _EXACT_INT8_DOT_PRODUCTS.isdisjoint(line.split(":", 1)[1].split())
-    return False
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def has_exact_int8_dot_products(cpuinfo: Path = CPUINFO) -> bool:
+    """Whether the CPU's flags name VNNI; False where none are listed."""
+    return not _EXACT_INT8_DOT_PRODUCTS.isdisjoint(cpu_flags(cpuinfo))
 
 
 @dataclass(frozen=True)

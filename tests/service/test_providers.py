@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from attnserve.artifact.manifest import MODEL_FILE
 from attnserve.service.errors import ProviderUnavailable
 from attnserve.service.loading import load_artifact
 from attnserve.service.providers import (
@@ -140,7 +141,7 @@ def test_the_served_encoder_computes_the_bits_of_uint8_x_uint8_on_this_cpu(
         shipped_repository / "minilm-attention" / "1", SessionConfig(providers=(CPU,), exact=True)
     )
     options = SessionConfig(providers=(CPU,), exact=True, exact_int8=False).session_options()
-    widened = ort.InferenceSession(str(served.directory / "model.onnx"), options, providers=[CPU])
+    widened = ort.InferenceSession(str(served.directory / MODEL_FILE), options, providers=[CPU])
     texts = sentences()[:48]
 
     for size in (1, 5, 16):

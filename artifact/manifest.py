@@ -160,6 +160,13 @@ class ServingHints(BaseModel):
         "for a model whose runs wake its threads many times (the encoder's many operators), "
         "not where the spinning threads take the cores the event loop needs.",
     )
+    batch_per_core: bool = Field(
+        default=False,
+        description="compute one batch per core at once, each on one ONNX Runtime thread, "
+        "instead of one batch at a time on every core: for a model whose batches compute long "
+        "enough (the encoder's milliseconds) that cores side by side serve more than cores "
+        "sharing each operator.",
+    )
 
 
 class Manifest(BaseModel):

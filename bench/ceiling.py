@@ -7,14 +7,15 @@ The sentences the HTTP benchmarks send (bench/common.sentences), tokenised and p
 time as attnserve pads them, run through the model's graph with nothing between the runs but
 the loop that calls them: no HTTP, no JSON, no tokenising, no batching queue. Scenarios:
 
-- single texts, one run at a time, in a session with the service's options (its threads and
-  its manifest's spinning hint): what one connection could get;
+- single texts, one run at a time, in a session on every core (ONNX Runtime's threads as it
+  decides, the manifest's spinning hint): what one connection could get;
 - single texts, a run per core (each a session of one thread): the most a server that runs a
   text at a time (bench's plain server) could serve;
 - single texts in batches of the size attnserve runs the model at (the manifest's hint, else
   the default 32), the whole file sorted by length first (no queue ever holds texts this
-  alike in length): one run at a time in the service's session, as attnserve runs them by
-  default, and a run per core, the most a batching server could serve;
+  alike in length): one run at a time on every core, as attnserve runs the word models by
+  default, and a run per core (as it runs the encoder), the most a batching server could
+  serve;
 - 64-text requests, each sorted by length and cut at that size as attnserve cuts a request,
   a run per core.
 
@@ -67,13 +68,14 @@ def by_length(encoder: TextEncoder, texts: list[str]) -> list[str]:
 
 
 def scenarios(model_dir: Path) -> list[Scenario]:
-    served = load_artifact(model_dir, SessionConfig(providers=(CPU,), exact=True))
+    all_cores = SessionConfig(providers=(CPU,), exact=True, batch_concurrency=1)
+    served = load_artifact(model_dir, all_cores)
     encoder, manifest = served.encoder, served.manifest
     size = manifest.serving.max_batch_size or Settings.model_fields["batch_max_size"].default
     one_thread = SessionConfig(providers=(CPU,), exact=True, intra_op_threads=1)
     per_core = ort.InferenceSession(
         str(model_dir / "model.onnx"),
-        one_thread.session_options(manifest.serving.spinning),
+        one_thread.session_options(manifest.serving),
         providers=[CPU],
     )
     texts = sentences()

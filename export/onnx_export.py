@@ -281,6 +281,7 @@ def build_manifest(
             max_batch_size=info.serving_batch_size,
             group_by_length=info.serving_group_by_length,
             spinning=info.serving_spinning,
+            batch_per_core=info.serving_batch_per_core,
         ),
         files={file: sha256_file(model_dir / file) for file in (MODEL_FILE, TOKENIZER_FILE)},
         libraries={

@@ -50,6 +50,8 @@ class ArchitectureInfo:
     serving_group_by_length: bool = False
     # ONNX Runtime's threads spin before they sleep (the manifest's serving hint)
     serving_spinning: bool = False
+    # one one-thread batch per core at once, not one batch on every core (the manifest's hint)
+    serving_batch_per_core: bool = False
 
 
 ARCHITECTURES: dict[str, ArchitectureInfo] = {
@@ -98,6 +100,9 @@ ARCHITECTURES: dict[str, ArchitectureInfo] = {
         # p50 at one connection 1.9-3.3 ms against 3.6-4.0 ms, faster at 32 connections too;
         # the word models were slower with it under load (BENCHMARKS.md)
         serving_spinning=True,
+        # on a 2-core Xeon with VNNI 1.37x the sentences/s at 32 connections and with 64-text
+        # requests, for 0.2 ms more at p50 on one connection (BENCHMARKS.md)
+        serving_batch_per_core=True,
         training_defaults={
             "hidden_dim": 128,
             "dropout": 0.1,

@@ -20,7 +20,7 @@ from attnserve.artifact.tokenizer import TextEncoder
 from attnserve.service.errors import ArtifactError
 from attnserve.service.inference import SessionRunner
 from attnserve.service.onnxruntime_env import onnxruntime as ort
-from attnserve.service.providers import SessionConfig
+from attnserve.service.providers import Parallelism, SessionConfig
 
 # ONNX Runtime's names for the element types a manifest may declare.
 _ORT_TYPES = {"tensor(int64)": "int64", "tensor(float)": "float32"}
@@ -35,6 +35,7 @@ class LoadedModel:
     encoder: TextEncoder
     session: ort.InferenceSession
     provider: str
+    parallelism: Parallelism
 
 
 def load_artifact(model_dir: Path, config: SessionConfig) -> LoadedModel:
@@ -63,7 +64,7 @@ def load_artifact(model_dir: Path, config: SessionConfig) -> LoadedModel:
     try:
         session = ort.InferenceSession(
             str(model_dir / MODEL_FILE),
-            config.session_options(manifest.serving.spinning),
+            config.session_options(manifest.serving),
             providers=config.providers,
         )
     except Exception as exc:
@@ -71,7 +72,9 @@ def load_artifact(model_dir: Path, config: SessionConfig) -> LoadedModel:
     provider = config.check_active(session.get_providers())
     _check_graph(model_dir, manifest, session)
     _check_runs(model_dir, manifest, encoder, session)
-    return LoadedModel(model_dir, manifest, encoder, session, provider)
+    return LoadedModel(
+        model_dir, manifest, encoder, session, provider, config.parallelism(manifest.serving)
+    )
 
 
 def _read_manifest(model_dir: Path) -> Manifest:

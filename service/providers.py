@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from attnserve.artifact.manifest import ServingHints
 from attnserve.service.errors import ProviderUnavailable
 from attnserve.service.onnxruntime_env import onnxruntime as ort
 from attnserve.service.settings import ProviderChoice, Settings
@@ -40,6 +42,23 @@ def has_exact_int8_dot_products(cpuinfo: Path = CPUINFO) -> bool:
     return not _EXACT_INT8_DOT_PRODUCTS.isdisjoint(cpu_flags(cpuinfo))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system keeps one."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity outside Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    """How one model's computing shares the cores."""
+
+    batches_at_once: int
+    threads_per_batch: int
+    """ONNX Runtime's threads inside an operator of one batch; 0: ONNX Runtime decides."""
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     """How to open sessions: providers in preference order, and ONNX Runtime's threads."""
@@ -49,6 +68,9 @@ class SessionConfig:
     """True for an explicit choice: a session that does not run on providers[0] is an error."""
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    batch_concurrency: int | None = None
+    """Every model's batches computing at once, or None: as each model's serving hint says."""
+    cores: int = field(default_factory=usable_cores)
     spinning: bool | None = None
     """Every session's, or None: each model's serving hint."""
     exact_int8: bool = field(default_factory=has_exact_int8_dot_products)
@@ -63,16 +85,26 @@ class SessionConfig:
             exact=settings.providers != "auto",
             intra_op_threads=settings.intra_op_threads,
             inter_op_threads=settings.inter_op_threads,
+            batch_concurrency=settings.batch_concurrency,
             spinning=settings.intra_op_spinning,
         )
 
-    def session_options(self, spinning_hint: bool = False) -> ort.SessionOptions:
-        """The options of a session whose model's manifest hints `spinning_hint`."""
+    def parallelism(self, hints: ServingHints) -> Parallelism:
+        """A model whose manifest hints `batch_per_core` computes, unless the batches at once
+        are set, one one-thread batch per core it may use (`intra_op_threads` of them when
+        set); any other computes the batches set (one by default) with the threads set."""
+        if hints.batch_per_core and self.batch_concurrency is None:
+            return Parallelism(self.intra_op_threads or self.cores, threads_per_batch=1)
+        return Parallelism(self.batch_concurrency or 1, self.intra_op_threads)
+
+    def session_options(self, hints: ServingHints | None = None) -> ort.SessionOptions:
+        """The options of a session whose model's manifest gives these serving hints."""
+        hints = hints or ServingHints()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.intra_op_threads
+        options.intra_op_num_threads = self.parallelism(hints).threads_per_batch
         options.inter_op_num_threads = self.inter_op_threads
         # Spinning threads wait a moment for work hot before they sleep (settings.py).
-        spinning = spinning_hint if self.spinning is None else self.spinning
+        spinning = hints.spinning if self.spinning is None else self.spinning
         spin = "1" if spinning else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         options.add_session_config_entry("session.inter_op.allow_spinning", spin)

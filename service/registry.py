@@ -175,7 +175,7 @@ def build_predictor(
             max_queue_texts=settings.batch_queue_texts,
             max_wait_s=settings.max_queue_wait_s,
             group_by_length=model.manifest.serving.group_by_length,
-            max_concurrent_batches=settings.batch_concurrency,
+            max_concurrent_batches=model.parallelism.batches_at_once,
         )
     limits = Limits(
         max_texts=settings.max_texts_per_request,

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     """ONNX Runtime execution provider. auto: TensorRT or CUDA when available, else CPU."""
 
     intra_op_threads: int = Field(default=0, ge=0)
-    """Threads ONNX Runtime may use inside one operator; 0 lets ONNX Runtime decide."""
+    """Threads ONNX Runtime may use inside one operator; 0 lets ONNX Runtime decide. A model
+    that computes a batch per core (`batch_concurrency`) computes this many one-thread batches
+    at once instead."""
 
     inter_op_threads: int = Field(default=0, ge=0)
     """Threads ONNX Runtime may use across independent operators; 0 lets ONNX Runtime decide."""
@@ -142,9 +144,11 @@ class Settings(BaseSettings):
     batch_max_delay_ms: float = Field(default=0.0, ge=0.0)
     """Longest a batch waits for more texts once one is queued; 0 takes only what is waiting."""
 
-    batch_concurrency: int = Field(default=1, ge=1)
+    batch_concurrency: int | None = Field(default=None, ge=1)
     """Batches of one model that may compute at once (ONNX Runtime runs them side by side);
-    while that many compute, the next batch fills."""
+    while that many compute, the next batch fills. Unset: one, except for a model whose
+    manifest hints `serving.batch_per_core` (the encoder), which computes one batch per core
+    (`intra_op_threads` of them when set), each on one ONNX Runtime thread."""
 
     inline_below_ms: float = Field(default=1.0, ge=0.0)
     """A /v1 request of one text, alone in flight, computes on the event loop itself (no

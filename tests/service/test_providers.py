@@ -8,13 +8,14 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from attnserve.artifact.manifest import MODEL_FILE
+from attnserve.artifact.manifest import MODEL_FILE, ServingHints
 from attnserve.service.errors import ProviderUnavailable
 from attnserve.service.loading import load_artifact
 from attnserve.service.providers import (
     CPU,
     CUDA,
     TENSORRT,
+    Parallelism,
     SessionConfig,
     has_exact_int8_dot_products,
     resolve_providers,
@@ -82,7 +83,7 @@ def test_threads_spin_as_the_model_hints_unless_the_setting_says(
 ) -> None:
     config = SessionConfig(providers=(CPU,), exact=True, spinning=setting)
 
-    options = config.session_options(spinning_hint=hint)
+    options = config.session_options(ServingHints(spinning=hint))
 
     assert options.get_session_config_entry(SPINNING) == spins
 
@@ -100,6 +101,51 @@ def test_the_shipped_encoder_spins_and_the_word_model_does_not(shipped_repositor
         for name, s in sessions.items()
     }
     assert spins == {"minilm-attention": "1", "bilstm-additive": "0"}
+
+
+@pytest.mark.parametrize(
+    ("per_core", "threads", "concurrency", "expected"),
+    [
+        (True, 0, None, Parallelism(batches_at_once=3, threads_per_batch=1)),
+        (True, 2, None, Parallelism(batches_at_once=2, threads_per_batch=1)),
+        (True, 0, 2, Parallelism(batches_at_once=2, threads_per_batch=0)),
+        (True, 4, 1, Parallelism(batches_at_once=1, threads_per_batch=4)),
+        (False, 0, None, Parallelism(batches_at_once=1, threads_per_batch=0)),
+        (False, 2, 3, Parallelism(batches_at_once=3, threads_per_batch=2)),
+    ],
+)
+def test_a_per_core_model_computes_one_thread_batches_unless_the_settings_say(
+    per_core: bool, threads: int, concurrency: int | None, expected: Parallelism
+) -> None:
+    config = SessionConfig(
+        providers=(CPU,),
+        exact=True,
+        intra_op_threads=threads,
+        batch_concurrency=concurrency,
+        cores=3,
+    )
+    hints = ServingHints(batch_per_core=per_core)
+
+    assert config.parallelism(hints) == expected
+    assert config.session_options(hints).intra_op_num_threads == expected.threads_per_batch
+
+
+def test_the_shipped_encoder_computes_a_batch_per_core_and_the_word_model_one_batch(
+    shipped_repository: Path,
+) -> None:
+    config = SessionConfig(providers=(CPU,), exact=True, cores=2)
+
+    models = {
+        name: load_artifact(shipped_repository / name / "1", config)
+        for name in ("minilm-attention", "bilstm-additive")
+    }
+
+    assert {name: m.parallelism for name, m in models.items()} == {
+        "minilm-attention": Parallelism(batches_at_once=2, threads_per_batch=1),
+        "bilstm-additive": Parallelism(batches_at_once=1, threads_per_batch=0),
+    }
+    threads = {n: m.session.get_session_options().intra_op_num_threads for n, m in models.items()}
+    assert threads == {"minilm-attention": 1, "bilstm-additive": 0}
 
 
 UINT8_WEIGHTS = "session.x64quantprecision"

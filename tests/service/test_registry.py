@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from attnserve.service.batching import Batcher
 from attnserve.service.errors import ModelNotFound, ModelNotReady, RepositoryError
+from attnserve.service.providers import usable_cores
 from attnserve.service.registry import ModelRegistry
 from tests.conftest import cpu_settings
 
@@ -186,3 +188,32 @@ def test_under_any_readiness_needs_the_default_model(
 def test_a_missing_repository_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(RepositoryError, match="does not exist"):
         ModelRegistry.load(cpu_settings(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "expected"),
+    [
+        (None, {"minilm-attention": usable_cores(), "bilstm-additive": 1}),
+        (3, {"minilm-attention": 3, "bilstm-additive": 3}),
+    ],
+)
+def test_a_model_batches_at_once_as_its_hint_says_unless_the_setting_does(
+    shipped_repository: Path,
+    tmp_path: Path,
+    concurrency: int | None,
+    expected: dict[str, int],
+) -> None:
+    for name in ("minilm-attention", "bilstm-additive"):
+        shutil.copytree(shipped_repository / name, tmp_path / name)
+
+    registry = ModelRegistry.load(
+        cpu_settings(tmp_path, default_model="minilm-attention", batch_concurrency=concurrency)
+    )
+
+    batchers = {name: predictor.runner for name, predictor in registry.predictors.items()}
+    batches_at_once = {
+        name: batcher.max_concurrent_batches
+        for name, batcher in batchers.items()
+        if isinstance(batcher, Batcher)
+    }
+    assert batches_at_once == expected

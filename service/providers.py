@@ -90,10 +90,12 @@ class SessionConfig:
         )
 
     def parallelism(self, hints: ServingHints) -> Parallelism:
-        """A model whose manifest hints `batch_per_core` computes, unless the batches at once
-        are set, one one-thread batch per core it may use (`intra_op_threads` of them when
-        set); any other computes the batches set (one by default) with the threads set."""
-        if hints.batch_per_core and self.batch_concurrency is None:
+        """A model whose manifest hints `batch_per_core` computes on the CPU, unless the
+        batches at once are set, one one-thread batch per core it may use (`intra_op_threads`
+        of them when set); any other, or on an accelerator, the batches set (one by default)
+        with the threads set."""
+        per_core = hints.batch_per_core and self.providers[0] == CPU
+        if per_core and self.batch_concurrency is None:
             return Parallelism(self.intra_op_threads or self.cores, threads_per_batch=1)
         return Parallelism(self.batch_concurrency or 1, self.intra_op_threads)
 

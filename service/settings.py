@@ -147,8 +147,8 @@ class Settings(BaseSettings):
     batch_concurrency: int | None = Field(default=None, ge=1)
     """Batches of one model that may compute at once (ONNX Runtime runs them side by side);
     while that many compute, the next batch fills. Unset: one, except for a model whose
-    manifest hints `serving.batch_per_core` (the encoder), which computes one batch per core
-    (`intra_op_threads` of them when set), each on one ONNX Runtime thread."""
+    manifest hints `serving.batch_per_core` (the encoder), which on the CPU computes one batch
+    per core (`intra_op_threads` of them when set), each on one ONNX Runtime thread."""
 
     inline_below_ms: float = Field(default=1.0, ge=0.0)
     """A /v1 request of one text, alone in flight, computes on the event loop itself (no

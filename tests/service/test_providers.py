@@ -130,6 +130,14 @@ def test_a_per_core_model_computes_one_thread_batches_unless_the_settings_say(
     assert config.session_options(hints).intra_op_num_threads == expected.threads_per_batch
 
 
+def test_a_per_core_model_computes_one_batch_at_a_time_on_an_accelerator() -> None:
+    config = SessionConfig(providers=(CUDA, CPU), exact=True, cores=3)
+
+    parallelism = config.parallelism(ServingHints(batch_per_core=True))
+
+    assert parallelism == Parallelism(batches_at_once=1, threads_per_batch=0)
+
+
 def test_the_shipped_encoder_computes_a_batch_per_core_and_the_word_model_one_batch(
     shipped_repository: Path,
 ) -> None:

@@ -406,6 +406,7 @@ def serve(
     ATTNSERVE_* variables)."""
     from attnserve.service.app import create_app
     from attnserve.service.errors import StartupError
+    from attnserve.service.providers import usable_cores
     from attnserve.service.server import run_server
     from attnserve.service.settings import Settings
 
@@ -428,7 +429,7 @@ def serve(
             {f"ATTNSERVE_{key.upper()}": str(value) for key, value in overrides.items()}
         )
         if settings.intra_op_threads == 0:
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            threads = max(1, usable_cores() // workers)
             os.environ["ATTNSERVE_INTRA_OP_THREADS"] = str(threads)
         run_server(None, settings, workers)
         return

@@ -223,6 +223,7 @@ def test_requests_whose_clients_left_are_dropped_from_the_slowest_models_queue()
             sock.sendall(f"{head}Content-Type: application/json\r\n{length}{body}".encode())
             abandoned.append(sock)
         time.sleep(0.1)  # the server has read the bodies and queued the texts
+        computed_before_they_left = _batch_texts(running, model)
         for sock in abandoned:
             sock.close()
         start = time.monotonic()
@@ -232,11 +233,15 @@ def test_requests_whose_clients_left_are_dropped_from_the_slowest_models_queue()
         waited = time.monotonic() - start
         computed = _batch_texts(running, model)
 
-    print(f"\nafter 20 abandoned 64-text requests: answered in {waited:.2f} s, {computed:.0f} run")
+    print(
+        f"\nafter 20 abandoned 64-text requests: answered in {waited:.2f} s, {computed:.0f} run, "
+        f"{computed_before_they_left:.0f} before the clients left"
+    )
     assert answer.status_code == 200
     # the 1,280 abandoned texts would take seconds; those of the first request, taken from an
-    # empty queue (unwatched: nothing waits), and the batch under way when the clients left run
-    assert computed < 2 * 64
+    # empty queue (unwatched: nothing waits), and the batches under way when the clients left
+    # run (a batch of 8 per core, and those started while /metrics was read), and "fine"
+    assert computed <= max(64, computed_before_they_left) + 4 * 8 + 1
     assert waited < 10
 
 

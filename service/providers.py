@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ TENSORRT = "TensorrtExecutionProvider"
 _EXPLICIT = {"cpu": (CPU,), "cuda": (CUDA, CPU), "tensorrt": (TENSORRT, CUDA, CPU)}
 
 CPUINFO = Path("/proc/cpuinfo")
+# cgroup v2's cpu.max ("QUOTA PERIOD" or "max PERIOD"), or v1's cpu/cpu.cfs_quota_us (-1: none)
+CGROUP = Path("/sys/fs/cgroup")
 # x86 instructions that add uint8 x int8 products in 32 bits, exactly (VPDPBUSD). Without
 # them ONNX Runtime's uint8 x int8 kernels add products in saturating 16-bit pairs.
 _EXACT_INT8_DOT_PRODUCTS = frozenset({"avx512_vnni", "avx_vnni"})
@@ -42,12 +45,31 @@ def has_exact_int8_dot_products(cpuinfo: Path = CPUINFO) -> bool:
     return not _EXACT_INT8_DOT_PRODUCTS.isdisjoint(cpu_flags(cpuinfo))
 
 
-def usable_cores() -> int:
-    """The cores this process may run on: its CPU affinity where the system keeps one."""
+def cpu_quota(cgroup: Path = CGROUP) -> float | None:
+    """The CPUs' worth of time this process's cgroup may use (a container's CPU limit), or
+    None where none is set or none can be read."""
     try:
-        return len(os.sched_getaffinity(0))
+        quota, period = (cgroup / "cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        pass
+    try:
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def usable_cores(cgroup: Path = CGROUP) -> int:
+    """The cores this process may run on: its CPU affinity (every core outside Linux), within
+    its container's CPU limit, rounded up."""
+    try:
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # no affinity outside Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota(cgroup)
+    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ from attnserve.service.providers import (
     TENSORRT,
     Parallelism,
     SessionConfig,
+    cpu_quota,
     has_exact_int8_dot_products,
     resolve_providers,
+    usable_cores,
 )
 from bench.common import sentences
 
@@ -101,6 +103,38 @@ def test_the_shipped_encoder_spins_and_the_word_model_does_not(shipped_repositor
         for name, s in sessions.items()
     }
     assert spins == {"minilm-attention": "1", "bilstm-additive": "0"}
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2.0),
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu.max": "garbled\n"}, None),
+        ({}, None),
+    ],
+)
+def test_the_containers_cpu_limit_is_read_from_either_cgroup_version(
+    tmp_path: Path, files: dict[str, str], quota: float | None
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+    assert cpu_quota(tmp_path) == quota
+
+
+def test_the_usable_cores_stay_within_the_cpu_limit_rounded_up(tmp_path: Path) -> None:
+    affinity = usable_cores(tmp_path / "no-cgroup")
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    half_a_core = usable_cores(tmp_path)
+    (tmp_path / "cpu.max").write_text(f"{100000 * (affinity + 3)} 100000\n")
+    beyond_the_machine = usable_cores(tmp_path)
+
+    assert (half_a_core, beyond_the_machine) == (1, affinity)
 
 
 @pytest.mark.parametrize(

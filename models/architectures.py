@@ -100,8 +100,8 @@ ARCHITECTURES: dict[str, ArchitectureInfo] = {
         # p50 at one connection 1.9-3.3 ms against 3.6-4.0 ms, faster at 32 connections too;
         # the word models were slower with it under load (BENCHMARKS.md)
         serving_spinning=True,
-        # on a 2-core Xeon with VNNI 1.37x the sentences/s at 32 connections and with 64-text
-        # requests, for 0.2 ms more at p50 on one connection (BENCHMARKS.md)
+        # on a 2-core Xeon with VNNI 1.29x the sentences/s at 32 connections and 1.31x with
+        # 64-text requests, for 0.21 ms more at p50 on one connection (BENCHMARKS.md)
         serving_batch_per_core=True,
         training_defaults={
             "hidden_dim": 128,

@@ -73,11 +73,7 @@ def scenarios(model_dir: Path) -> list[Scenario]:
     encoder, manifest = served.encoder, served.manifest
     size = manifest.serving.max_batch_size or Settings.model_fields["batch_max_size"].default
     one_thread = SessionConfig(providers=(CPU,), exact=True, intra_op_threads=1)
-    per_core = ort.InferenceSession(
-        str(model_dir / "model.onnx"),
-        one_thread.session_options(manifest.serving),
-        providers=[CPU],
-    )
+    per_core = one_thread.open_session(model_dir / "model.onnx", manifest.serving)
     texts = sentences()
     requests = [
         batch

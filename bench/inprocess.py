@@ -80,7 +80,7 @@ SESSION_CONFIG = SessionConfig(providers=(CPU,), exact=True, intra_op_threads=TH
 
 def open_session(model_path: Path) -> ort.InferenceSession:
     """A session on `model_path` with the options the service gives its sessions."""
-    return ort.InferenceSession(str(model_path), SESSION_CONFIG.session_options(), providers=[CPU])
+    return SESSION_CONFIG.open_session(model_path)
 
 
 def session_runner(model_path: Path) -> Run:

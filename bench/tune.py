@@ -26,7 +26,8 @@ from bench.http import SCENARIOS, running, write_bodies, wrk
 # Each variant changes the settings it names from the service's defaults (32 texts a batch, no
 # delay, one batch computing at a time on every core or, where the model's manifest says, one
 # one-thread batch per core, lone texts of a model under 1 ms a text computed on the event
-# loop, ONNX Runtime threads that spin as the model's manifest says).
+# loop, ONNX Runtime threads that spin as the model's manifest says, residual Adds and
+# LayerNormalizations left unfused on the CPU).
 VARIANTS: dict[str, dict[str, str]] = {
     "defaults": {},
     "no batching": {"ATTNSERVE_BATCHING": "false"},
@@ -42,6 +43,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "no inline": {"ATTNSERVE_INLINE_BELOW_MS": "0"},
     "inline below 10 ms": {"ATTNSERVE_INLINE_BELOW_MS": "10"},
     "one batch at a time": {"ATTNSERVE_BATCH_CONCURRENCY": "1"},
+    "SkipLayerNorm fused": {"ATTNSERVE_FUSE_SKIP_LAYER_NORM": "true"},
     "2 batches at once": {"ATTNSERVE_BATCH_CONCURRENCY": "2"},
     "2 batches at once, 1 ORT thread": {
         "ATTNSERVE_BATCH_CONCURRENCY": "2",

@@ -362,7 +362,7 @@ def evaluate(
     if calibration is None:
         typer.echo("not calibrated: the graph's probabilities are served as they are")
     else:
-        typer.echo(f"calibrated on validation at export: {calibration.summary()}")
+        typer.echo(f"calibrated on validation: {calibration.summary()}")
     quantized = report.quantization
     if quantized is not None:
         typer.echo(

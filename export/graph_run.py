@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 
 from attnserve.artifact.graph import OUTPUT_NAMES
 from attnserve.artifact.tokenizer import EncodedText, TextEncoder
@@ -23,7 +22,7 @@ def run_graph(
     path: Path, encoder: TextEncoder, encoded: list[EncodedText]
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """(probabilities (N, C), attention (N, T_max)) over every text, in batches."""
-    session = ort.InferenceSession(str(path), SERVED.session_options(), providers=[CPU])
+    session = SERVED.open_session(path)
     probabilities, attention = [], []
     width = max(len(item.ids) for item in encoded)
     for start in range(0, len(encoded), BATCH_SIZE):

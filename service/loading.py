@@ -62,11 +62,7 @@ def load_artifact(model_dir: Path, config: SessionConfig) -> LoadedModel:
             f"the manifest says {manifest.special_tokens}"
         )
     try:
-        session = ort.InferenceSession(
-            str(model_dir / MODEL_FILE),
-            config.session_options(manifest.serving),
-            providers=config.providers,
-        )
+        session = config.open_session(model_dir / MODEL_FILE, manifest.serving)
     except Exception as exc:
         raise ArtifactError(f"{model_dir}: ONNX Runtime cannot open {MODEL_FILE}: {exc}") from exc
     provider = config.check_active(session.get_providers())

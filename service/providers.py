@@ -26,6 +26,7 @@ CGROUP = Path("/sys/fs/cgroup")
 # x86 instructions that add uint8 x int8 products in 32 bits, exactly (VPDPBUSD). Without
 # them ONNX Runtime's uint8 x int8 kernels add products in saturating 16-bit pairs.
 _EXACT_INT8_DOT_PRODUCTS = frozenset({"avx512_vnni", "avx_vnni"})
+SKIP_LAYER_NORM_FUSION = "SkipLayerNormFusion"
 
 
 def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
@@ -95,6 +96,8 @@ class SessionConfig:
     cores: int = field(default_factory=usable_cores)
     spinning: bool | None = None
     """Every session's, or None: each model's serving hint."""
+    fuse_skip_layer_norm: bool | None = None
+    """Every session's, or None: on accelerators only (settings.py)."""
     exact_int8: bool = field(default_factory=has_exact_int8_dot_products)
     """The CPU adds ONNX Runtime's default uint8 x int8 products exactly (VNNI)."""
 
@@ -109,6 +112,7 @@ class SessionConfig:
             inter_op_threads=settings.inter_op_threads,
             batch_concurrency=settings.batch_concurrency,
             spinning=settings.intra_op_spinning,
+            fuse_skip_layer_norm=settings.fuse_skip_layer_norm,
         )
 
     def parallelism(self, hints: ServingHints) -> Parallelism:
@@ -139,6 +143,25 @@ class SessionConfig:
         if not self.exact_int8:
             options.add_session_config_entry("session.x64quantprecision", "1")
         return options
+
+    @property
+    def disabled_optimizers(self) -> tuple[str, ...]:
+        """ONNX Runtime's graph optimisers a session leaves out."""
+        fuse = self.fuse_skip_layer_norm
+        # ONNX Runtime's CPU SkipLayerNormalization kernel is slower than the Add and
+        # LayerNormalization it replaces (settings.py); accelerators' kernels are not measured
+        if fuse is False or (fuse is None and self.providers[0] == CPU):
+            return (SKIP_LAYER_NORM_FUSION,)
+        return ()
+
+    def open_session(self, path: Path, hints: ServingHints | None = None) -> ort.InferenceSession:
+        """A session on the graph at `path`, whose manifest gives these serving hints."""
+        return ort.InferenceSession(
+            str(path),
+            self.session_options(hints),
+            providers=list(self.providers),
+            disabled_optimizers=list(self.disabled_optimizers),
+        )
 
     def check_active(self, active: Sequence[str]) -> str:
         """The provider a session runs on; ONNX Runtime falls back silently, we don't."""

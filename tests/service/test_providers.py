@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -14,6 +16,7 @@ from attnserve.service.loading import load_artifact
 from attnserve.service.providers import (
     CPU,
     CUDA,
+    SKIP_LAYER_NORM_FUSION,
     TENSORRT,
     Parallelism,
     SessionConfig,
@@ -228,8 +231,8 @@ def test_the_served_encoder_computes_the_bits_of_uint8_x_uint8_on_this_cpu(
     served = load_artifact(
         shipped_repository / "minilm-attention" / "1", SessionConfig(providers=(CPU,), exact=True)
     )
-    options = SessionConfig(providers=(CPU,), exact=True, exact_int8=False).session_options()
-    widened = ort.InferenceSession(str(served.directory / MODEL_FILE), options, providers=[CPU])
+    widening = SessionConfig(providers=(CPU,), exact=True, exact_int8=False)
+    widened = widening.open_session(served.directory / MODEL_FILE)
     texts = sentences()[:48]
 
     for size in (1, 5, 16):
@@ -240,3 +243,45 @@ def test_the_served_encoder_computes_the_bits_of_uint8_x_uint8_on_this_cpu(
                 served.session.run(None, feeds), widened.run(None, feeds), strict=True
             ):
                 np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("providers", "fuse", "left_out"),
+    [
+        ((CPU,), None, (SKIP_LAYER_NORM_FUSION,)),
+        ((CUDA, CPU), None, ()),
+        ((CPU,), True, ()),
+        ((TENSORRT, CUDA, CPU), False, (SKIP_LAYER_NORM_FUSION,)),
+    ],
+)
+def test_skip_layer_norm_is_fused_on_accelerators_and_not_on_the_cpu_unless_set(
+    providers: tuple[str, ...], fuse: bool | None, left_out: tuple[str, ...]
+) -> None:
+    config = SessionConfig(providers=providers, exact=True, fuse_skip_layer_norm=fuse)
+
+    assert config.disabled_optimizers == left_out
+
+
+def _optimized_operators(path: Path, config: SessionConfig, saved: Path) -> Counter[str]:
+    options = config.session_options()
+    options.optimized_model_filepath = str(saved)
+    ort.InferenceSession(
+        str(path), options, providers=[CPU], disabled_optimizers=list(config.disabled_optimizers)
+    )
+    return Counter(node.op_type for node in onnx.load(str(saved)).graph.node)
+
+
+def test_the_encoder_computes_on_the_cpu_without_skip_layer_norm(
+    shipped_repository: Path, tmp_path: Path
+) -> None:
+    """ONNX Runtime ignores an optimiser name it does not know: the fusion must really be gone."""
+    path = shipped_repository / "minilm-attention" / "1" / MODEL_FILE
+    served = SessionConfig(providers=(CPU,), exact=True)
+    fused = SessionConfig(providers=(CPU,), exact=True, fuse_skip_layer_norm=True)
+
+    served_operators = _optimized_operators(path, served, tmp_path / "served.onnx")
+    fused_operators = _optimized_operators(path, fused, tmp_path / "fused.onnx")
+
+    assert served_operators["SkipLayerNormalization"] == 0
+    assert served_operators["LayerNormalization"] == 13
+    assert fused_operators["SkipLayerNormalization"] == 12  # two a layer; the first stays plain

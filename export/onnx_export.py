@@ -38,6 +38,8 @@ from attnserve.artifact.manifest import (
 from attnserve.artifact.split import rebuild_split
 from attnserve.artifact.tokenizer import TextEncoder
 from attnserve.export.calibration import calibrate
+from attnserve.export.gelu import DESCRIPTION as GELU_FUSION
+from attnserve.export.gelu import fuse_gelu_file
 from attnserve.export.graph import graph_module, graph_outputs
 from attnserve.export.optimize import OptimizationLevel, describe, optimize_graph
 from attnserve.export.parity import check_parity
@@ -90,6 +92,8 @@ def export_run(
             fp32_path.rename(exported)
             optimize_graph(exported, fp32_path, optimize)
             exported.unlink()
+        # the served graph's GELUs fused before the check that covers it (int8: below)
+        fused_gelus = 0 if int8 else fuse_gelu_file(fp32_path, fp32_path)
         parity = check_parity(
             graph,
             fp32_path,
@@ -110,6 +114,7 @@ def export_run(
             quantize_int8(
                 fp32_path, staging / MODEL_FILE, encoder, [example.text for example in split.train]
             )
+            fused_gelus = fuse_gelu_file(staging / MODEL_FILE, staging / MODEL_FILE)
             test = split.test
             quantization = compare_int8(
                 fp32_path,
@@ -137,8 +142,10 @@ def export_run(
             quantization=quantization,
             calibration=calibration,
         )
-        if optimize is not None:
-            manifest = manifest.model_copy(update={"graph_optimization": describe(optimize)})
+        optimizations = [describe(optimize)] if optimize is not None else []
+        optimizations += [GELU_FUSION] if fused_gelus else []
+        if optimizations:
+            manifest = manifest.model_copy(update={"graph_optimization": "; ".join(optimizations)})
         manifest.write(staging)
         _move_into_place(staging, target)
     return target

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import onnx
 import pytest
 
+from attnserve.export.gelu import DESCRIPTION as GELU_FUSION
 from bench.common import ATTNSERVE
 from tests.conftest import attnserve_serve
 
@@ -101,6 +104,10 @@ def test_the_manifest_records_word_pieces_int8_and_parity(repository: Path) -> N
     quantization = manifest["quantization"]
     assert quantization["int8_bytes"] < 0.7 * quantization["fp32_bytes"]
     assert not (repository / NAME / "1" / "model.fp32.onnx").exists()
+    assert manifest["graph_optimization"] == GELU_FUSION
+    graph = onnx.load(str(repository / NAME / "1" / "model.onnx"))
+    operators = Counter(node.op_type for node in graph.graph.node)
+    assert (operators["BiasGelu"], operators["Erf"]) == (6, 0)  # one a layer
 
 
 def test_answers_are_words_with_offsets_and_attention_summing_to_one(server: str) -> None:
